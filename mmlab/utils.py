@@ -1,0 +1,77 @@
+"""Small utilities: the device helper, seeding, the tiny-mode flag and atomic file writes."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TINY_ENV = "MMLAB_TINY"
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Pick the best available device: cuda, then mps, then cpu (like d2l's `try_gpu`).
+
+    Args:
+        prefer: "auto"/None for the automatic choice, or a device string such as "cpu" or "cuda:1".
+    Returns:
+        A `torch.device`.
+    """
+    if prefer not in (None, "auto"):
+        dev = torch.device(prefer)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"`device` is {prefer!r} but CUDA is not available on this machine; "
+                             "use device='auto' or 'cpu'.")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA) and return a torch.Generator seeded the same."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"`seed` must be an int, got {type(seed).__name__}.")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def is_tiny() -> bool:
+    """True when the environment variable MMLAB_TINY is set to 1/true/yes (set by `make test`)."""
+    return os.environ.get(TINY_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def tiny_or_full(tiny, full):
+    """Return `tiny` in tiny mode and `full` otherwise: `steps = tiny_or_full(50, 2000)`."""
+    return tiny if is_tiny() else full
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Write a file atomically: `write(tmp_path)` then rename over `path`.
+
+    A crash or interrupt leaves either the old file or the new one, never a half-written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+    return path
