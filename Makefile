@@ -1,0 +1,64 @@
+# mmlab: two commands for a newcomer.
+#   make lab    set everything up (first time: a few minutes) and open JupyterLab on notebooks/
+#   make test   set everything up and run the library tests, then every notebook in tiny mode
+# Also: make course (execute every notebook headless into HTML under build/), make bench,
+#       make data (rebuild the shipped speech clips), make clean-venv.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+OFFLINE := scripts/offline.sh
+NB_ENV := MMLAB_TINY=1 PYTHONHASHSEED=0
+
+.PHONY: setup lab test test-lib test-notebooks course bench bench-quick data clean-venv strip
+
+setup: $(STAMP)
+
+# (Re)install when the pins change. The exact pins keep pip from taking a CPU-only torch
+# wheel that PyPI's torchvision/torchaudio cannot load against.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: setup test-lib test-notebooks
+
+test-lib: setup
+	$(NB_ENV) $(OFFLINE) $(PY) -m pytest tests -q -ra --durations=15
+
+test-notebooks: setup
+	$(NB_ENV) $(OFFLINE) $(PY) -m pytest --nbval-lax --nbval-current-env -p no:randomly \
+		notebooks/ -q -ra
+
+course: setup
+	@mkdir -p build
+	MMLAB_HTML_EXPORT=1 $(OFFLINE) $(VENV)/bin/jupyter nbconvert --to html --execute \
+		--ExecutePreprocessor.timeout=1800 --output-dir build notebooks/[0-9]*.ipynb
+	@echo "HTML for every notebook is in build/"
+
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): requirements-bench.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-bench.txt -c requirements.txt
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(OFFLINE) $(PY) -m benchmarks
+
+bench-quick: $(BENCH_STAMP)
+	$(OFFLINE) $(PY) -m benchmarks --quick --no-write
+
+data: setup
+	$(PY) data/build_speech.py
+
+strip: setup
+	$(PY) scripts/strip_notebooks.py notebooks/*.ipynb tests/assets/*.ipynb
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,107 @@
+"""Where the shipped data lives and how it is verified (sha256 checksums, like d2l's DATA_HUB).
+
+Every file a loader reads is listed in `data/manifest.json` with its sha256. A loader calls
+`verified_path(relpath)`, which checks the file once per process (the result is cached by
+path, size and modification time) and raises `DataFileError` when it is missing or corrupt.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import mmlab
+
+DATA_ENV = "MMLAB_DATA"
+DATA_ROOT: Path = Path(os.environ.get(DATA_ENV) or Path(mmlab.__file__).resolve().parents[1] / "data")
+MANIFEST_NAME = "manifest.json"
+REBUILD_COMMAND = "python data/build_speech.py"
+
+
+class DataFileError(OSError):
+    """A shipped data file is missing or does not match its sha256 in `data/manifest.json`.
+
+    One class for both cases (a subclass of `OSError`, like `FileNotFoundError`); the message
+    names the file, says what is wrong and gives the rebuild command.
+    """
+
+
+def data_root() -> Path:
+    """The data directory: `$MMLAB_DATA` if set (read at every call), else the repo's `data/`."""
+    env = os.environ.get(DATA_ENV)
+    return Path(env) if env else Path(mmlab.__file__).resolve().parents[1] / "data"
+
+
+def _fix_hint(root: Path) -> str:
+    return (f"Rebuild the speech clips with `{REBUILD_COMMAND}` (needs espeak-ng; writes into "
+            f"{root}), restore the data/ directory from the repository, or point ${DATA_ENV} "
+            "at a good copy.")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _manifest(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def read_manifest(root: Path | None = None) -> dict[str, Any]:
+    """Read `manifest.json` under `root` (default `data_root()`).
+
+    Raises:
+        DataFileError: when the manifest is missing or is not valid JSON.
+    """
+    root = Path(root) if root is not None else data_root()
+    path = root / MANIFEST_NAME
+    if not path.is_file():
+        raise DataFileError(f"Data file missing: {path} (the checksum manifest). {_fix_hint(root)}")
+    st = path.stat()
+    try:
+        return _manifest(str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataFileError(f"Data file corrupt: {path} is not valid JSON ({err}). {_fix_hint(root)}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _verify(path: str, mtime_ns: int, size: int, expected: str) -> str:
+    return sha256_file(path)
+
+
+def verified_path(relpath: str, root: Path | None = None) -> Path:
+    """Return `root / relpath` after checking it against the manifest's sha256 (cached).
+
+    Args:
+        relpath: path relative to the data root, with forward slashes, e.g. "speech/v00/zero.wav".
+        root: the data directory (default `data_root()`).
+    Returns:
+        The absolute path of the verified file.
+    Raises:
+        DataFileError: if the file is not in the manifest, is missing, or its checksum differs.
+    """
+    root = Path(root) if root is not None else data_root()
+    files = read_manifest(root).get("files", {})
+    if relpath not in files:
+        raise DataFileError(f"Data file {relpath!r} is not listed in {root / MANIFEST_NAME}. {_fix_hint(root)}")
+    expected = files[relpath]["sha256"]
+    path = root / relpath
+    if not path.is_file():
+        raise DataFileError(f"Data file missing: {path}. {_fix_hint(root)}")
+    st = path.stat()
+    got = _verify(str(path.resolve()), st.st_mtime_ns, st.st_size, expected)
+    if got != expected:
+        _verify.cache_clear()  # a repaired file must be re-read next time
+        raise DataFileError(f"Data file corrupt: {path}: checksum mismatch, expected sha256 {expected}, "
+                            f"got {got}. {_fix_hint(root)}")
+    return path

@@ -1,0 +1,298 @@
+"""Cross-modal retrieval metrics: Recall@k, mean reciprocal rank, median rank.
+
+Retrieval is how contrastive models are judged (Radford et al., 2021, "Learning Transferable
+Visual Models From Natural Language Supervision", CLIP; Karpathy & Fei-Fei, 2015, "Deep
+Visual-Semantic Alignments for Generating Image Descriptions", which popularised R@k and the
+median rank). Query i is scored against every gallery item j with `S_ij = cos(a_i, b_j)`, and
+the gallery is sorted by score.
+
+The true matches of query i are the set P_i: the paired item {i} (the diagonal), or, when
+labels are given, every gallery item with the query's label (class-level retrieval, as in
+metric learning: Musgrave et al., 2020, "A Metric Learning Reality Check").
+
+Rank (1-based) and the tie rule:
+
+    rank_i = 1 + #{ j : S_ij > max_{p ∈ P_i} S_ip }
+
+i.e. the position of the best-scoring true match, counting only items that score *strictly*
+higher. Ties are resolved in the query's favour: a match tied with other items counts as
+ranked first among them. So `R@k = mean_i [rank_i ≤ k]` counts a match as retrieved exactly
+when strictly fewer than k items score higher than it. With this rule every rank lies in
+[1, B_gallery], so any k ≥ B_gallery gives R@k = 1 (k larger than the gallery is allowed,
+not an error; k < 1 is an error).
+
+    MRR = mean_i 1 / rank_i            median rank = median_i rank_i
+
+(the median of an even number of ranks is the mean of the two middle ones, as `numpy.median`).
+
+Retrieval metrics are evaluation numbers: they run without grad and return Python floats
+(the geometry metrics in `mmlab.metrics.geometry` return 0-d tensors instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmlab._checks import check_embeddings, check_finite_if_cheap, check_int, check_tensor
+
+__all__ = ["similarity", "recall_at_k", "mean_reciprocal_rank", "median_rank", "ranks",
+           "retrieval_report"]
+
+
+# ----------------------------------------------------------------------------- validation
+def _check_width(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"`{name_a}` {tuple(a.shape)} and `{name_b}` {tuple(b.shape)} must have the "
+                         f"same embedding width D (dim 1) to be compared; got {a.shape[1]} and {b.shape[1]}.")
+
+
+def _check_labels(name: str, labels: object, n: int, of: str) -> Tensor:
+    """Check a 1-D integer label tensor with one label per row of `of`."""
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor of integer class ids, got {type(labels).__name__}.")
+    if labels.ndim != 1:
+        raise ValueError(f"`{name}` must be a 1-D tensor of shape ({n},), got shape {tuple(labels.shape)}.")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise TypeError(f"`{name}` must have an integer dtype (class ids), got {labels.dtype}. "
+                        f"Convert it with `{name}.long()`.")
+    if labels.shape[0] != n:
+        raise ValueError(f"`{name}` has {labels.shape[0]} labels but `{of}` has {n} rows; "
+                         "pass one label per row.")
+    return labels
+
+
+def _check_label_pair(names: tuple[str, str], labels: tuple[object, object],
+                      sizes: tuple[int, int], of: tuple[str, str]) -> tuple[Tensor, Tensor] | None:
+    """Labels come both or neither; returns the checked pair or None."""
+    given = [lab is not None for lab in labels]
+    if any(given) and not all(given):
+        missing = names[given.index(False)]
+        raise ValueError(f"`{missing}` is None but `{names[given.index(True)]}` is given; pass labels "
+                         "for both queries and gallery (class-level retrieval) or for neither (paired).")
+    if not any(given):
+        return None
+    return (_check_labels(names[0], labels[0], sizes[0], of[0]),
+            _check_labels(names[1], labels[1], sizes[1], of[1]))
+
+
+def _check_sim(sim: object, labels_query: object, labels_gallery: object) -> tuple[Tensor, tuple | None]:
+    sim = check_tensor("sim", sim, ndim=2, what="of shape (B_query, B_gallery)")
+    if sim.shape[1] == 0:
+        raise ValueError(f"`sim` is empty (shape {tuple(sim.shape)}); the gallery needs at least one item.")
+    check_finite_if_cheap("sim", sim)
+    pair = _check_label_pair(("labels_query", "labels_gallery"), (labels_query, labels_gallery),
+                             (sim.shape[0], sim.shape[1]), ("sim (rows)", "sim (columns)"))
+    if pair is None and sim.shape[0] != sim.shape[1]:
+        raise ValueError(f"`sim` has shape {tuple(sim.shape)}; without labels the true match of query i is "
+                         "gallery item i, so `sim` must be square (B, B). For a rectangular matrix pass "
+                         "`labels_query` and `labels_gallery`.")
+    return sim, pair
+
+
+# ----------------------------------------------------------------------------- core
+def _ranks_of_block(sim: Tensor, row_offset: int, labels: tuple[Tensor, Tensor] | None) -> Tensor:
+    """1-based ranks for a block of rows `sim` (n, B_g) whose first row is query `row_offset`."""
+    n = sim.shape[0]
+    rows = torch.arange(n, device=sim.device)
+    if labels is None:
+        best = sim[rows, rows + row_offset]  # (n,) score of the paired item
+    else:
+        lab_q, lab_g = labels[0].to(sim.device), labels[1].to(sim.device)
+        match = lab_q[:, None] == lab_g[None, :]  # (n, B_g)
+        no_match = ~match.any(dim=1)  # (n,)
+        if bool(no_match.any()):
+            i = int(no_match.nonzero()[0]) + row_offset
+            raise ValueError(f"query {i} has label {int(lab_q[i - row_offset])}, which no gallery item has; "
+                             "every query label must occur among the gallery labels.")
+        best = sim.masked_fill(~match, float("-inf")).amax(dim=1)  # (n,) best-scoring true match
+    return 1 + (sim > best[:, None]).sum(dim=1)  # (n,) items strictly above the best match
+
+
+def _median(r: Tensor) -> float:
+    s = r.double().sort().values  # (B,)
+    n = s.shape[0]
+    return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2)
+
+
+def _summary(r: Tensor, ks: Sequence[int]) -> dict[str, float]:
+    out = {f"R@{k}": float((r <= k).double().mean()) for k in ks}
+    out["MRR"] = float(r.double().reciprocal().mean())
+    out["median rank"] = _median(r)
+    return out
+
+
+# ----------------------------------------------------------------------------- public API
+def similarity(a: Tensor, b: Tensor) -> Tensor:
+    """Cosine similarity matrix `S_ij = cos(a_i, b_j) = â_i · b̂_j` (differentiable).
+
+    Zero rows are left at zero by the normalisation, so their similarities are 0.
+
+    Args:
+        a: (B_a, D) embeddings.
+        b: (B_b, D) embeddings.
+    Returns:
+        (B_a, B_b) tensor of cosines in [-1, 1].
+    """
+    check_embeddings("a", a)
+    check_embeddings("b", b)
+    _check_width("a", a, "b", b)
+    return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T  # (B_a, B_b)
+
+
+@torch.no_grad()
+def recall_at_k(sim: Tensor, k: int, *, labels_query: Tensor | None = None,
+                labels_gallery: Tensor | None = None) -> float:
+    """Recall@k: the fraction of queries whose true match is among the top k.
+
+    `R@k = mean_i [rank_i ≤ k]` with `rank_i = 1 + #{j : S_ij > max_{p∈P_i} S_ip}`: a match counts as
+    retrieved only if strictly fewer than k items score higher (ties favour the query). P_i = {i}
+    (paired, `sim` square) or, with labels, the gallery items sharing query i's label. k larger than
+    the gallery is allowed and gives 1.0. (Karpathy & Fei-Fei, 2015; Radford et al., 2021.)
+
+    Args:
+        sim: (B_query, B_gallery) scores, e.g. `similarity(a, b)`; square unless labels are given.
+        k: how many top items count as retrieved, an int ≥ 1.
+        labels_query: optional (B_query,) integer class ids of the queries (rows).
+        labels_gallery: optional (B_gallery,) integer class ids of the gallery (columns).
+    Returns:
+        R@k as a Python float in [0, 1].
+    """
+    check_int("k", k, minimum=1)
+    sim, labels = _check_sim(sim, labels_query, labels_gallery)
+    return float((_ranks_of_block(sim, 0, labels) <= k).double().mean())
+
+
+@torch.no_grad()
+def mean_reciprocal_rank(sim: Tensor, *, labels_query: Tensor | None = None,
+                         labels_gallery: Tensor | None = None) -> float:
+    """Mean reciprocal rank `MRR = mean_i 1 / rank_i` (1-based ranks, ties favour the query).
+
+    See `recall_at_k` for the rank and the label options (Voorhees, 1999, TREC-8 QA report).
+
+    Args:
+        sim: (B_query, B_gallery) scores; square unless labels are given.
+        labels_query: optional (B_query,) integer class ids.
+        labels_gallery: optional (B_gallery,) integer class ids.
+    Returns:
+        MRR as a Python float in (0, 1].
+    """
+    sim, labels = _check_sim(sim, labels_query, labels_gallery)
+    return float(_ranks_of_block(sim, 0, labels).double().reciprocal().mean())
+
+
+@torch.no_grad()
+def median_rank(sim: Tensor, *, labels_query: Tensor | None = None,
+                labels_gallery: Tensor | None = None) -> float:
+    """Median rank `MedR = median_i rank_i` (1-based; 1 is perfect; Karpathy & Fei-Fei, 2015).
+
+    An even number of queries gives the mean of the two middle ranks (like `numpy.median`).
+
+    Args:
+        sim: (B_query, B_gallery) scores; square unless labels are given.
+        labels_query: optional (B_query,) integer class ids.
+        labels_gallery: optional (B_gallery,) integer class ids.
+    Returns:
+        The median rank as a Python float in [1, B_gallery].
+    """
+    sim, labels = _check_sim(sim, labels_query, labels_gallery)
+    return _median(_ranks_of_block(sim, 0, labels))
+
+
+@torch.no_grad()
+def ranks(a: Tensor, b: Tensor, *, chunk_size: int = 4096, labels_a: Tensor | None = None,
+          labels_b: Tensor | None = None) -> Tensor:
+    """1-based rank of the true match of each query a_i among the gallery b, chunk by chunk.
+
+    `rank_i = 1 + #{j : S_ij > max_{p∈P_i} S_ip}` with `S = similarity(a, b)`, computed for
+    `chunk_size` queries at a time, so at most a (chunk_size, B_b) block of S exists at once.
+    P_i = {i} (paired rows; `a` and `b` must have the same shape) or, with labels, the items
+    of `b` whose label equals `labels_a[i]`.
+
+    Args:
+        a: (B_a, D) query embeddings.
+        b: (B_b, D) gallery embeddings.
+        chunk_size: queries per block, an int ≥ 1.
+        labels_a: optional (B_a,) integer class ids of the queries.
+        labels_b: optional (B_b,) integer class ids of the gallery.
+    Returns:
+        (B_a,) int64 tensor of ranks in [1, B_b], on `a`'s device.
+    """
+    check_embeddings("a", a)
+    check_embeddings("b", b)
+    check_int("chunk_size", chunk_size, minimum=1)
+    labels = _check_label_pair(("labels_a", "labels_b"), (labels_a, labels_b),
+                               (a.shape[0], b.shape[0]), ("a", "b"))
+    if labels is None and a.shape[0] != b.shape[0]:
+        raise ValueError(f"`a` {tuple(a.shape)} and `b` {tuple(b.shape)} must have the same batch size "
+                         "without labels: the true match of a_i is b_i. For class-level retrieval "
+                         "pass `labels_a` and `labels_b`.")
+    _check_width("a", a, "b", b)
+    check_finite_if_cheap("a", a)
+    check_finite_if_cheap("b", b)
+    a_hat, b_hat = F.normalize(a, dim=-1), F.normalize(b, dim=-1)  # (B_a, D), (B_b, D)
+    if a_hat.dtype != b_hat.dtype:
+        common = torch.promote_types(a_hat.dtype, b_hat.dtype)
+        a_hat, b_hat = a_hat.to(common), b_hat.to(common)
+    out = []
+    for start in range(0, a.shape[0], chunk_size):
+        stop = min(start + chunk_size, a.shape[0])
+        block = a_hat[start:stop] @ b_hat.T  # (n, B_b), n ≤ chunk_size
+        block_labels = None if labels is None else (labels[0][start:stop], labels[1])
+        out.append(_ranks_of_block(block, start, block_labels))
+    return torch.cat(out)  # (B_a,)
+
+
+def _check_ks(ks: object) -> tuple[int, ...]:
+    if isinstance(ks, int) and not isinstance(ks, bool):
+        ks = (ks,)
+    if not isinstance(ks, Iterable) or isinstance(ks, (str, bytes)):
+        raise TypeError(f"`ks` must be a sequence of ints ≥ 1 such as (1, 5, 10), got {type(ks).__name__}.")
+    ks = tuple(ks)
+    if not ks:
+        raise ValueError("`ks` is empty; pass at least one k, e.g. ks=(1, 5, 10).")
+    for k in ks:
+        check_int("ks[...]", k, minimum=1)
+    return ks
+
+
+def _check_names(names: object) -> tuple[str, str]:
+    if (not isinstance(names, (tuple, list)) or len(names) != 2
+            or not all(isinstance(n, str) for n in names)):
+        raise TypeError(f"`names` must be two strings such as ('image', 'text'), got {names!r}.")
+    return names[0], names[1]
+
+
+@torch.no_grad()
+def retrieval_report(a: Tensor, b: Tensor, ks: Sequence[int] = (1, 5, 10), *,
+                     names: Sequence[str] = ("a", "b"), chunk_size: int = 4096,
+                     labels_a: Tensor | None = None, labels_b: Tensor | None = None) -> dict[str, float]:
+    """Retrieval in both directions as a flat dict of floats, computed in chunks.
+
+    For each direction x→y (queries x, gallery y): `R@k` for every k in `ks` (fraction in [0, 1]),
+    `MRR` and `median rank`, from `ranks(x, y)` (see `recall_at_k` for the rank and tie rule).
+    Keys read "a→b R@1", ..., "a→b MRR", "a→b median rank", then the same for "b→a", with
+    `names` in place of a and b. (Radford et al., 2021; Karpathy & Fei-Fei, 2015.)
+
+    Args:
+        a: (B_a, D) embeddings of the first modality.
+        b: (B_b, D) embeddings of the second; B_b = B_a unless labels are given.
+        ks: the cut-offs k, ints ≥ 1 (k beyond the gallery size gives 1.0).
+        names: display names of the two modalities, e.g. ("image", "text").
+        chunk_size: queries per block (memory is O(chunk_size · B)).
+        labels_a: optional (B_a,) integer class ids (class-level retrieval).
+        labels_b: optional (B_b,) integer class ids.
+    Returns:
+        dict mapping "x→y metric" to a Python float.
+    """
+    ks = _check_ks(ks)
+    na, nb = _check_names(names)
+    r_ab = ranks(a, b, chunk_size=chunk_size, labels_a=labels_a, labels_b=labels_b)  # (B_a,)
+    r_ba = ranks(b, a, chunk_size=chunk_size, labels_a=labels_b, labels_b=labels_a)  # (B_b,)
+    report: dict[str, float] = {}
+    for direction, r in ((f"{na}→{nb}", r_ab), (f"{nb}→{na}", r_ba)):
+        report.update({f"{direction} {key}": value for key, value in _summary(r, ks).items()})
+    return report
