@@ -1,0 +1,35 @@
+"""Encoders (vision, audio, text), projection heads and the `ContrastiveModel`.
+
+Every encoder maps a batch of one modality to features `(B, out_dim)` and has `out_dim: int`.
+Transformer encoders (`ViTEncoder`, `AudioTransformer`, `TextTransformer`) take
+`return_attention=True` to also return a list of per-layer attention maps `(B, heads, T, T)`,
+kept in the autograd graph for attribution. See docs/DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from mmlab.encoders.attention import CLSTransformer, MultiHeadSelfAttention, TransformerBlock
+from mmlab.encoders.audio import AudioConvEncoder, AudioTransformer, LogMel
+from mmlab.encoders.text import (CLS, PAD, UNK, BagOfWordsEncoder, SentenceEncoder, TextTransformer,
+                                 Tokenizer)
+from mmlab.encoders.vision import ConvEncoder, MLPEncoder, ResNetEncoder, ViTEncoder
+
+_FROM_HEADS = ("ProjectionHead", "ContrastiveModel", "resolve_pairs")
+
+__all__ = [
+    "ConvEncoder", "MLPEncoder", "ResNetEncoder", "ViTEncoder",
+    "LogMel", "AudioConvEncoder", "AudioTransformer",
+    "Tokenizer", "TextTransformer", "BagOfWordsEncoder", "SentenceEncoder", "PAD", "UNK", "CLS",
+    "MultiHeadSelfAttention", "TransformerBlock", "CLSTransformer",
+    *_FROM_HEADS,
+]
+
+
+def __getattr__(name: str) -> Any:
+    # heads.py imports mmlab.losses; load it on first use so the encoders import on their own.
+    if name in _FROM_HEADS:
+        return getattr(importlib.import_module("mmlab.encoders.heads"), name)
+    raise AttributeError(f"module 'mmlab.encoders' has no attribute {name!r}")
