@@ -10,9 +10,10 @@
   dimensionality"): how many directions the embeddings really use (dimensional collapse).
 
 Every metric L2-normalises its inputs first (`â = a/‖a‖`), except `effective_rank`, which is
-about the raw matrix. They return 0-d tensors that keep the autograd graph, so they can be used
-as differentiable regularisers (`loss = clip + 0.1 * uniformity(a)`) and checked with
-gradcheck; call `float(...)` to log them. (The retrieval metrics return Python floats.)
+about the raw matrix. float16/bfloat16 inputs are computed in float32 (sums over many pairs
+lose too much in half precision). The scalar metrics return 0-d tensors that keep the autograd
+graph, so they can be used as differentiable regularisers (`loss = clip + 0.1 * uniformity(a)`)
+and checked with gradcheck; call `float(...)` to log them. (Retrieval metrics return floats.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmlab._checks import check_embeddings, check_finite_if_cheap, check_paired, check_positive
+from mmlab._checks import (check_embeddings, check_finite_if_cheap, check_int, check_paired,
+                           check_positive)
 
 __all__ = ["alignment", "uniformity", "modality_gap", "gap_vector", "effective_rank",
            "mean_pairwise_cosine"]
@@ -36,6 +38,11 @@ def _check_cloud(name: str, x: object, *, min_rows: int = 1) -> Tensor:
                          f"so it needs at least {min_rows} rows.")
     check_finite_if_cheap(name, x)
     return x
+
+
+def _upcast(x: Tensor) -> Tensor:
+    """float16/bfloat16 → float32 (differentiable); other dtypes unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def _check_two_clouds(a: object, b: object) -> None:
@@ -51,6 +58,7 @@ def alignment(a: Tensor, b: Tensor, alpha: float = 2) -> Tensor:
     """Alignment of positive pairs: `L_align = mean_i ‖â_i − b̂_i‖^α` (Wang & Isola, 2020).
 
     0 for identical directions, 2^α for antipodal pairs (‖â − b̂‖ = 2); lower is better.
+    The gradient at a pair with â_i = b̂_i is taken as 0 (a subgradient for α ≥ 1).
 
     Args:
         a: (B, D) embeddings.
@@ -63,31 +71,46 @@ def alignment(a: Tensor, b: Tensor, alpha: float = 2) -> Tensor:
     alpha = check_positive("alpha", alpha)
     check_finite_if_cheap("a", a)
     check_finite_if_cheap("b", b)
-    diff = F.normalize(a, dim=-1) - F.normalize(b, dim=-1)  # (B, D)
+    diff = F.normalize(_upcast(a), dim=-1) - F.normalize(_upcast(b), dim=-1)  # (B, D)
     sq = diff.pow(2).sum(dim=1)  # (B,) ‖â_i − b̂_i‖²
     if alpha == 2:
         return sq.mean()  # smooth everywhere, even at â_i = b̂_i
-    return torch.linalg.vector_norm(diff, dim=1).pow(alpha).mean()
+    # ‖·‖^α = (‖·‖²)^(α/2); the double `where` keeps the gradient at â_i = b̂_i finite (0) for any α
+    nonzero = sq > 0  # (B,)
+    safe = torch.where(nonzero, sq, torch.ones_like(sq))  # (B,)
+    return torch.where(nonzero, safe.pow(alpha / 2), torch.zeros_like(sq)).mean()
 
 
-def uniformity(x: Tensor, t: float = 2) -> Tensor:
+def uniformity(x: Tensor, t: float = 2, *, chunk_size: int = 4096) -> Tensor:
     """Uniformity: `L_unif = log mean_{i<j} exp(−t ‖x̂_i − x̂_j‖²)` (Wang & Isola, 2020).
 
-    Uses `‖x̂_i − x̂_j‖² = 2 − 2 x̂_i·x̂_j` and a log-sum-exp for stability. Lower is more uniform:
-    identical points give 0 (the maximum) and a single antipodal pair gives −4t.
+    Uses `‖x̂_i − x̂_j‖² = 2 − 2 x̂_i·x̂_j` and, since the pair set is symmetric, the mean over all
+    ordered pairs i ≠ j, accumulated with a log-sum-exp over blocks of `chunk_size` rows (at
+    most a (chunk_size, B) block of the Gram matrix exists at once without grad).
+    Lower is more uniform: identical points give 0 (the maximum) and a single antipodal pair
+    gives −4t.
 
     Args:
         x: (B, D) embeddings, B ≥ 2.
         t: the scale t > 0 (2 in the paper).
+        chunk_size: rows per block, an int ≥ 1.
     Returns:
         0-d tensor (differentiable).
     """
     _check_cloud("x", x, min_rows=2)
     t = check_positive("t", t)
-    x_hat = F.normalize(x, dim=-1)  # (B, D)
-    i, j = torch.triu_indices(x.shape[0], x.shape[0], offset=1, device=x.device)  # (P,), (P,)
-    sq_dist = 2 - 2 * (x_hat[i] * x_hat[j]).sum(dim=1)  # (P,) with P = B(B−1)/2
-    return torch.logsumexp(-t * sq_dist, dim=0) - math.log(sq_dist.shape[0])
+    check_int("chunk_size", chunk_size, minimum=1)
+    x_hat = F.normalize(_upcast(x), dim=-1)  # (B, D)
+    n = x.shape[0]
+    cols = torch.arange(n, device=x.device)  # (B,)
+    parts = []
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        sq_dist = 2 - 2 * x_hat[start:stop] @ x_hat.T  # (m, B) ‖x̂_i − x̂_j‖²
+        diagonal = cols[None, :] == torch.arange(start, stop, device=x.device)[:, None]  # (m, B)
+        exponent = (-t * sq_dist).masked_fill(diagonal, float("-inf"))  # (m, B), i = j left out
+        parts.append(torch.logsumexp(exponent.flatten(), dim=0))
+    return torch.logsumexp(torch.stack(parts), dim=0) - math.log(n * (n - 1))
 
 
 def gap_vector(a: Tensor, b: Tensor) -> Tensor:
@@ -102,7 +125,8 @@ def gap_vector(a: Tensor, b: Tensor) -> Tensor:
         (D,) tensor (differentiable).
     """
     _check_two_clouds(a, b)
-    return F.normalize(a, dim=-1).mean(dim=0) - F.normalize(b, dim=-1).mean(dim=0)  # (D,)
+    a_hat, b_hat = F.normalize(_upcast(a), dim=-1), F.normalize(_upcast(b), dim=-1)  # (B_a, D), (B_b, D)
+    return a_hat.mean(dim=0) - b_hat.mean(dim=0)  # (D,)
 
 
 def modality_gap(a: Tensor, b: Tensor) -> Tensor:
@@ -131,7 +155,7 @@ def mean_pairwise_cosine(x: Tensor) -> Tensor:
         0-d tensor (differentiable).
     """
     _check_cloud("x", x, min_rows=2)
-    x_hat = F.normalize(x, dim=-1)  # (B, D)
+    x_hat = F.normalize(_upcast(x), dim=-1)  # (B, D)
     n = x.shape[0]
     total = x_hat.sum(dim=0)  # (D,)
     return (total.pow(2).sum() - x_hat.pow(2).sum()) / (n * (n - 1))
@@ -143,7 +167,6 @@ def effective_rank(x: Tensor) -> Tensor:
     σ are the singular values of `x` itself (not centred, not normalised) and
     `H(p) = −Σ_k p_k log p_k` with 0·log 0 = 0. A matrix with r equal non-zero singular values has
     effective rank r; in general 1 ≤ erank ≤ rank(x). The zero matrix gets 0 by convention.
-    Half-precision inputs are upcast to float32 for the SVD.
 
     Args:
         x: (B, D) embeddings (or any matrix).
@@ -151,11 +174,10 @@ def effective_rank(x: Tensor) -> Tensor:
         0-d tensor in x's dtype (float32 for half inputs).
     """
     _check_cloud("x", x)
-    if x.dtype in (torch.float16, torch.bfloat16):
-        x = x.float()
+    x = _upcast(x)
     sigma = torch.linalg.svdvals(x)  # (min(B, D),)
     total = sigma.sum()
-    if float(total) == 0.0:
+    if float(total.detach()) == 0.0:
         return torch.zeros((), dtype=x.dtype, device=x.device)
     p = sigma / total  # (min(B, D),)
     entropy = -torch.special.xlogy(p, p).sum()

@@ -24,6 +24,8 @@ not an error; k < 1 is an error).
     MRR = mean_i 1 / rank_i            median rank = median_i rank_i
 
 (the median of an even number of ranks is the mean of the two middle ones, as `numpy.median`).
+With labels, every query label must occur among the gallery labels (otherwise the query has no
+true match, and a ValueError names it). `sim` may be any score matrix (cosines, logits).
 
 Retrieval metrics are evaluation numbers: they run without grad and return Python floats
 (the geometry metrics in `mmlab.metrics.geometry` return 0-d tensors instead).
@@ -79,6 +81,16 @@ def _check_label_pair(names: tuple[str, str], labels: tuple[object, object],
             _check_labels(names[1], labels[1], sizes[1], of[1]))
 
 
+def _check_coverage(name_q: str, labels_q: Tensor, name_g: str, labels_g: Tensor) -> None:
+    """Every query label must occur in the gallery, or the query has no true match to rank."""
+    missing = ~torch.isin(labels_q, labels_g.to(labels_q.device))  # (B_q,)
+    if bool(missing.any()):
+        i = int(missing.nonzero()[0])
+        raise ValueError(f"`{name_q}`[{i}] = {int(labels_q[i])} occurs nowhere in `{name_g}`, so query {i} "
+                         f"has no true match; every query label needs at least one gallery item with it "
+                         f"({int(missing.sum())} queries lack one).")
+
+
 def _check_sim(sim: object, labels_query: object, labels_gallery: object) -> tuple[Tensor, tuple | None]:
     sim = check_tensor("sim", sim, ndim=2, what="of shape (B_query, B_gallery)")
     if sim.shape[1] == 0:
@@ -86,6 +98,8 @@ def _check_sim(sim: object, labels_query: object, labels_gallery: object) -> tup
     check_finite_if_cheap("sim", sim)
     pair = _check_label_pair(("labels_query", "labels_gallery"), (labels_query, labels_gallery),
                              (sim.shape[0], sim.shape[1]), ("sim (rows)", "sim (columns)"))
+    if pair is not None:
+        _check_coverage("labels_query", pair[0], "labels_gallery", pair[1])
     if pair is None and sim.shape[0] != sim.shape[1]:
         raise ValueError(f"`sim` has shape {tuple(sim.shape)}; without labels the true match of query i is "
                          "gallery item i, so `sim` must be square (B, B). For a rectangular matrix pass "
@@ -94,6 +108,12 @@ def _check_sim(sim: object, labels_query: object, labels_gallery: object) -> tup
 
 
 # ----------------------------------------------------------------------------- core
+def _normalized_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """â, b̂ in a common dtype of at least float32 (half inputs are upcast: fewer spurious ties)."""
+    common = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
+    return F.normalize(a.to(common), dim=-1), F.normalize(b.to(common), dim=-1)
+
+
 def _ranks_of_block(sim: Tensor, row_offset: int, labels: tuple[Tensor, Tensor] | None) -> Tensor:
     """1-based ranks for a block of rows `sim` (n, B_g) whose first row is query `row_offset`."""
     n = sim.shape[0]
@@ -102,23 +122,19 @@ def _ranks_of_block(sim: Tensor, row_offset: int, labels: tuple[Tensor, Tensor] 
         best = sim[rows, rows + row_offset]  # (n,) score of the paired item
     else:
         lab_q, lab_g = labels[0].to(sim.device), labels[1].to(sim.device)
-        match = lab_q[:, None] == lab_g[None, :]  # (n, B_g)
-        no_match = ~match.any(dim=1)  # (n,)
-        if bool(no_match.any()):
-            i = int(no_match.nonzero()[0]) + row_offset
-            raise ValueError(f"query {i} has label {int(lab_q[i - row_offset])}, which no gallery item has; "
-                             "every query label must occur among the gallery labels.")
+        match = lab_q[:, None] == lab_g[None, :]  # (n, B_g); each row has a match (checked)
         best = sim.masked_fill(~match, float("-inf")).amax(dim=1)  # (n,) best-scoring true match
     return 1 + (sim > best[:, None]).sum(dim=1)  # (n,) items strictly above the best match
 
 
 def _median(r: Tensor) -> float:
-    s = r.double().sort().values  # (B,)
+    s = r.cpu().double().sort().values  # (B,) on the CPU: float64 everywhere (MPS has none)
     n = s.shape[0]
     return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2)
 
 
 def _summary(r: Tensor, ks: Sequence[int]) -> dict[str, float]:
+    r = r.cpu()  # (B,) int64, small
     out = {f"R@{k}": float((r <= k).double().mean()) for k in ks}
     out["MRR"] = float(r.double().reciprocal().mean())
     out["median rank"] = _median(r)
@@ -133,14 +149,15 @@ def similarity(a: Tensor, b: Tensor) -> Tensor:
 
     Args:
         a: (B_a, D) embeddings.
-        b: (B_b, D) embeddings.
+        b: (B_b, D) embeddings (mixed dtypes are promoted as in `a + b`, and to at least float32).
     Returns:
-        (B_a, B_b) tensor of cosines in [-1, 1].
+        (B_a, B_b) tensor of cosines in [-1, 1], float32 or float64.
     """
     check_embeddings("a", a)
     check_embeddings("b", b)
     _check_width("a", a, "b", b)
-    return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T  # (B_a, B_b)
+    a_hat, b_hat = _normalized_pair(a, b)  # (B_a, D), (B_b, D)
+    return a_hat @ b_hat.T  # (B_a, B_b)
 
 
 @torch.no_grad()
@@ -163,7 +180,7 @@ def recall_at_k(sim: Tensor, k: int, *, labels_query: Tensor | None = None,
     """
     check_int("k", k, minimum=1)
     sim, labels = _check_sim(sim, labels_query, labels_gallery)
-    return float((_ranks_of_block(sim, 0, labels) <= k).double().mean())
+    return float((_ranks_of_block(sim, 0, labels).cpu() <= k).double().mean())
 
 
 @torch.no_grad()
@@ -181,7 +198,7 @@ def mean_reciprocal_rank(sim: Tensor, *, labels_query: Tensor | None = None,
         MRR as a Python float in (0, 1].
     """
     sim, labels = _check_sim(sim, labels_query, labels_gallery)
-    return float(_ranks_of_block(sim, 0, labels).double().reciprocal().mean())
+    return float(_ranks_of_block(sim, 0, labels).cpu().double().reciprocal().mean())
 
 
 @torch.no_grad()
@@ -231,12 +248,11 @@ def ranks(a: Tensor, b: Tensor, *, chunk_size: int = 4096, labels_a: Tensor | No
                          "without labels: the true match of a_i is b_i. For class-level retrieval "
                          "pass `labels_a` and `labels_b`.")
     _check_width("a", a, "b", b)
+    if labels is not None:
+        _check_coverage("labels_a", labels[0], "labels_b", labels[1])
     check_finite_if_cheap("a", a)
     check_finite_if_cheap("b", b)
-    a_hat, b_hat = F.normalize(a, dim=-1), F.normalize(b, dim=-1)  # (B_a, D), (B_b, D)
-    if a_hat.dtype != b_hat.dtype:
-        common = torch.promote_types(a_hat.dtype, b_hat.dtype)
-        a_hat, b_hat = a_hat.to(common), b_hat.to(common)
+    a_hat, b_hat = _normalized_pair(a, b)  # (B_a, D), (B_b, D)
     out = []
     for start in range(0, a.shape[0], chunk_size):
         stop = min(start + chunk_size, a.shape[0])
@@ -290,6 +306,13 @@ def retrieval_report(a: Tensor, b: Tensor, ks: Sequence[int] = (1, 5, 10), *,
     """
     ks = _check_ks(ks)
     na, nb = _check_names(names)
+    check_embeddings("a", a)
+    check_embeddings("b", b)
+    if labels_a is not None and labels_b is not None:  # name the arguments as the caller passed them
+        pair = _check_label_pair(("labels_a", "labels_b"), (labels_a, labels_b), (a.shape[0], b.shape[0]),
+                                 ("a", "b"))
+        _check_coverage("labels_a", pair[0], "labels_b", pair[1])
+        _check_coverage("labels_b", pair[1], "labels_a", pair[0])
     r_ab = ranks(a, b, chunk_size=chunk_size, labels_a=labels_a, labels_b=labels_b)  # (B_a,)
     r_ba = ranks(b, a, chunk_size=chunk_size, labels_a=labels_b, labels_b=labels_a)  # (B_b,)
     report: dict[str, float] = {}

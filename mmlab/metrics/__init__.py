@@ -1,0 +1,19 @@
+"""Retrieval and geometry metrics for multimodal embeddings.
+
+- `retrieval`: `similarity`, `recall_at_k`, `mean_reciprocal_rank`, `median_rank`, `ranks`
+  (chunked) and `retrieval_report` (both directions, a flat dict of floats). Python floats.
+- `geometry`: `alignment`, `uniformity` (Wang & Isola, 2020), `modality_gap`, `gap_vector`,
+  `mean_pairwise_cosine` (Liang et al., 2022), `effective_rank` (Roy & Vetterli, 2007).
+  0-d tensors that keep the graph, usable as regularisers.
+- `probes`: `linear_probe` and `zero_shot_accuracy` (Radford et al., 2021). Python floats.
+"""
+
+from mmlab.metrics.geometry import (alignment, effective_rank, gap_vector, mean_pairwise_cosine,
+                                    modality_gap, uniformity)
+from mmlab.metrics.probes import linear_probe, zero_shot_accuracy
+from mmlab.metrics.retrieval import (mean_reciprocal_rank, median_rank, ranks, recall_at_k,
+                                     retrieval_report, similarity)
+
+__all__ = ["similarity", "recall_at_k", "mean_reciprocal_rank", "median_rank", "ranks",
+           "retrieval_report", "alignment", "uniformity", "modality_gap", "gap_vector",
+           "effective_rank", "mean_pairwise_cosine", "linear_probe", "zero_shot_accuracy"]
