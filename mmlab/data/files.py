@@ -101,7 +101,6 @@ def verified_path(relpath: str, root: Path | None = None) -> Path:
     st = path.stat()
     got = _verify(str(path.resolve()), st.st_mtime_ns, st.st_size, expected)
     if got != expected:
-        _verify.cache_clear()  # a repaired file must be re-read next time
         raise DataFileError(f"Data file corrupt: {path}: checksum mismatch, expected sha256 {expected}, "
                             f"got {got}. {_fix_hint(root)}")
     return path

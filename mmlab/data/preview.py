@@ -1,0 +1,153 @@
+"""Quick looks at a dataset for notebook 00: image grids, audio players, log-mel spectrograms.
+
+The spectrogram is the same log-mel representation audio encoders compute inside
+(Davis & Mermelstein, 1980): |STFT|² (25 ms Hann window, 10 ms hop) → mel filter bank →
+10·log10(· + 1e-10) dB.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+from torch import Tensor
+
+from mmlab._checks import check_int, check_positive, check_tensor
+from mmlab.data.speech import SAMPLE_RATE
+
+
+def _wrap(text: str, width: int = 22) -> str:
+    return "<br>".join(textwrap.wrap(text, width)[:3]) or " "
+
+
+def image_grid(images: Tensor, captions: list[str] | None = None, ncols: int = 8,
+               title: str = "Images") -> go.Figure:
+    """A grid of images with optional captions.
+
+    Args:
+        images: float `(B, 3, H, W)` or `(B, H, W)` in [0, 1].
+        captions: B strings shown above the images, or None.
+        ncols: images per row.
+        title: figure title.
+    Returns:
+        A plotly Figure (axes in pixels).
+    """
+    check_tensor("images", images)
+    if images.ndim == 3:
+        images = images[:, None].expand(-1, 3, -1, -1)
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"`images` must have shape (B, 3, H, W) or (B, H, W), got {tuple(images.shape)}.")
+    check_int("ncols", ncols)
+    B = images.shape[0]
+    if captions is not None and len(captions) != B:
+        raise ValueError(f"`captions` has {len(captions)} entries for {B} images; pass one per image.")
+    ncols = min(ncols, B)
+    nrows = -(-B // ncols)
+    titles = [_wrap(c) for c in captions] if captions is not None else None
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=titles,
+                        horizontal_spacing=0.01, vertical_spacing=0.12 / max(nrows, 1) + 0.02)
+    pix = (images.detach().float().cpu().clamp(0, 1).expand(-1, 3, -1, -1) * 255).round().byte()
+    pix = pix.permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)
+    for k in range(B):
+        fig.add_trace(go.Image(z=pix[k], hovertemplate="x %{x} px, y %{y} px<extra></extra>"),
+                      row=k // ncols + 1, col=k % ncols + 1)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    for c in range(1, ncols + 1):
+        fig.update_xaxes(title_text="x (px)", row=nrows, col=c)
+    for r in range(1, nrows + 1):
+        fig.update_yaxes(title_text="y (px)", row=r, col=1)
+    fig.update_annotations(font_size=9)
+    fig.update_layout(title=title, height=150 * nrows + 120, width=max(110 * ncols, 400),
+                      margin=dict(l=40, r=10, t=90, b=40))
+    return fig
+
+
+def audio_player(wave: Tensor | np.ndarray, rate: int = SAMPLE_RATE) -> Any:
+    """An `IPython.display.Audio` player for one waveform `(T,)` at `rate` Hz."""
+    from IPython.display import Audio
+
+    x = wave.detach().float().cpu().numpy() if isinstance(wave, Tensor) else np.asarray(wave, np.float32)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"`wave` must be one non-empty waveform of shape (T,), got shape {x.shape}.")
+    check_int("rate", rate)
+    return Audio(data=x, rate=rate)
+
+
+def log_mel(wave: Tensor, rate: int = SAMPLE_RATE, n_mels: int = 64, win_s: float = 0.025,
+            hop_s: float = 0.010) -> Tensor:
+    """Log-mel spectrogram in dB, `(n_mels, frames)`, of one waveform `(T,)`."""
+    import torchaudio.functional as AF
+
+    n_fft = int(round(win_s * rate))
+    hop = int(round(hop_s * rate))
+    spec = torch.stft(wave.float().cpu(), n_fft=n_fft, hop_length=hop, window=torch.hann_window(n_fft),
+                      center=True, return_complex=True).abs().square()  # (n_fft // 2 + 1, frames)
+    fb = AF.melscale_fbanks(n_fft // 2 + 1, 0.0, rate / 2, n_mels, rate)  # (freqs, n_mels)
+    return 10 * torch.log10(fb.T @ spec + 1e-10)  # (n_mels, frames)
+
+
+def spectrogram_figure(wave: Tensor | np.ndarray, rate: int = SAMPLE_RATE, n_mels: int = 64,
+                       title: str = "Log-mel spectrogram") -> go.Figure:
+    """A log-mel spectrogram heatmap (dB) with time in seconds and mel bin on the axes.
+
+    Args:
+        wave: one waveform `(T,)`.
+        rate: sample rate in Hz.
+        n_mels: number of mel bins.
+        title: figure title.
+    Returns:
+        A plotly Figure.
+    """
+    wave = torch.as_tensor(np.asarray(wave)) if not isinstance(wave, Tensor) else wave
+    check_tensor("wave", wave, ndim=1, what="of shape (T,)")
+    check_positive("rate", rate)
+    S = log_mel(wave, int(rate), n_mels)  # (n_mels, frames)
+    hop_s = 0.010
+    t = np.arange(S.shape[1]) * hop_s
+    fig = go.Figure(go.Heatmap(z=S.numpy(), x=t, y=np.arange(n_mels), colorscale="Viridis",
+                               colorbar=dict(title="power (dB)"),
+                               hovertemplate="t %{x:.2f} s, mel bin %{y}: %{z:.1f} dB<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="time (s)", yaxis_title="mel bin (index, low → high frequency)",
+                      height=300, margin=dict(l=60, r=20, t=50, b=50))
+    return fig
+
+
+def show_batch(batch: dict[str, Any], n: int = 8, rate: int = SAMPLE_RATE) -> go.Figure | None:
+    """Display the first `n` samples of a batch in a notebook: image grid, captions, audio players.
+
+    Args:
+        batch: a batch dict (see docs/DESIGN.md).
+        n: how many samples to show.
+        rate: audio sample rate in Hz.
+    Returns:
+        The image-grid Figure (or None for a batch without images).
+    """
+    from IPython.display import HTML, display
+
+    check_int("n", n)
+    if "index" not in batch:
+        raise ValueError(f"`batch` must be a batch dict with an 'index' entry; got keys {sorted(batch)}.")
+    m = min(n, len(batch["index"]))
+    text = batch.get("text")
+    fig = None
+    if "image" in batch:
+        captions = list(text[:m]) if text is not None else [f"#{int(i)}" for i in batch["index"][:m]]
+        fig = image_grid(batch["image"][:m], captions, ncols=min(m, 8), title=f"First {m} samples of the batch")
+        display(fig)
+    if "audio" in batch:
+        for k in range(m):
+            label = text[k] if text is not None else f"sample {int(batch['index'][k])}"
+            display(HTML(f"<b>#{int(batch['index'][k])}</b> {label}"), audio_player(batch["audio"][k], rate))
+    if "image" not in batch and "audio" not in batch:
+        rows = []
+        for k in range(m):
+            cells = [f"{key}={batch[key][k].tolist()}" for key in batch
+                     if isinstance(batch[key], Tensor) and key != "index"]
+            rows.append(f"#{int(batch['index'][k])}: " + ", ".join(cells))
+        display(HTML("<br>".join(rows)))
+    return fig
