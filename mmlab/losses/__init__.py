@@ -1,0 +1,35 @@
+"""Contrastive losses: functional cores plus thin nn.Module wrappers holding learnable temperatures.
+
+Every loss takes (B, D) embeddings (L2-normalised inside unless `normalize=False`) and returns a
+`LossOutput(loss, logits, terms)`. Temperatures τ are floats or 0-d tensors; modules store
+`logit_scale = log(1/τ)` clamped to `MAX_LOGIT_SCALE = log 100`.
+
+- `info_nce`, `ClipLoss`, `pairwise_info_nce` — CLIP / InfoNCE (Oord et al. 2018; Radford et al. 2021)
+- `siglip`, `SigLipLoss` — sigmoid loss (Zhai et al. 2023)
+- `symile`, `SymileLoss` — multilinear inner product for M ≥ 2 modalities (Saporta et al. 2024)
+- `clip_lite` — JSD bound with one negative (Shrivastava et al. 2021)
+- `debiased_info_nce`, `hard_negative_info_nce` — (Chuang et al. 2020; Robinson et al. 2021)
+- `MemoryQueue`, `queue_info_nce` — MoCo queue (He et al. 2020)
+- `supcon` — supervised contrastive (Khosla et al. 2020)
+- `chunk_size=K` in `info_nce` / `siglip` — memory-efficient large batches (see `chunked`)
+"""
+
+from mmlab.losses.clip import ClipLoss, info_nce, pairwise_info_nce
+from mmlab.losses.clip_lite import clip_lite
+from mmlab.losses.negatives import debiased_info_nce, hard_negative_info_nce
+from mmlab.losses.output import MAX_LOGIT_SCALE, LossOutput
+from mmlab.losses.queue import MemoryQueue, queue_info_nce
+from mmlab.losses.siglip import SigLipLoss, siglip
+from mmlab.losses.supcon import supcon
+from mmlab.losses.symile import SymileLoss, multilinear_inner_product, symile
+
+__all__ = [
+    "LossOutput", "MAX_LOGIT_SCALE",
+    "info_nce", "ClipLoss", "pairwise_info_nce",
+    "siglip", "SigLipLoss",
+    "symile", "SymileLoss", "multilinear_inner_product",
+    "clip_lite",
+    "debiased_info_nce", "hard_negative_info_nce",
+    "MemoryQueue", "queue_info_nce",
+    "supcon",
+]

@@ -1,0 +1,109 @@
+"""The sigmoid loss for language–image pre-training, SigLIP (Zhai et al. 2023), and its module.
+
+Every pair (i, j) is an independent binary classification, positive on the diagonal:
+
+    L_ij = cos(a_i, b_j)/τ + bias,   z_ij = +1 if i = j else −1,
+    loss = −(1/B) Σ_i Σ_j log σ(z_ij L_ij).
+
+There is no softmax over the batch, so no normalisation across rows; the bias (init −10)
+offsets the B−1 : 1 imbalance of negatives to positives at the start of training.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmlab._checks import check_temperature
+from mmlab.losses._prep import as_bias, as_scale, as_tensor_scalar, check_chunk_size, prepare
+from mmlab.losses.chunked import chunked_siglip_sum
+from mmlab.losses.output import MAX_LOGIT_SCALE, LossOutput
+
+
+def siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1, bias: float | Tensor = -10.0, *,
+           normalize: bool = True, chunk_size: int | None = None) -> LossOutput:
+    """SigLIP loss −(1/B) Σ_i Σ_j log σ(z_ij (S_ij/τ + bias)), z = +1 on the diagonal, −1 elsewhere.
+
+    Zhai et al. 2023 "Sigmoid Loss for Language Image Pre-Training".
+
+    Args:
+        a: (B, D) embeddings; row i is paired with row i of `b`.
+        b: (B, D) embeddings.
+        temperature: τ > 0 (float or 0-d tensor); SigLIP initialises 1/τ = 10.
+        bias: the learnable offset b (float or 0-d tensor); SigLIP initialises −10.
+        normalize: L2-normalise a and b first.
+        chunk_size: if given, never build the (B, B) logits (forward or backward); `logits` is None.
+    Returns:
+        LossOutput with `logits` S/τ + bias (B, B) and terms {"pos": −(1/B) Σ_i log σ(L_ii),
+        "neg": −(1/B) Σ_{i≠j} log σ(−L_ij)} (pos + neg = loss).
+    """
+    a, b = prepare(("a", "b"), (a, b), normalize)
+    scale = as_scale(temperature, a)
+    bias = as_bias(bias, a)
+    chunk_size = check_chunk_size(chunk_size)
+    n = a.shape[0]
+    if chunk_size is not None:
+        loss = chunked_siglip_sum(a, b, as_tensor_scalar(scale, a), as_tensor_scalar(bias, a), chunk_size) / n
+        pos_logits = scale * (a * b).sum(dim=-1) + bias  # (B,)
+        logits = None
+    else:
+        logits = (a * scale) @ b.T + bias  # (B, B)
+        signs = torch.full_like(logits, -1.0)  # (B, B): z_ij
+        signs.diagonal().fill_(1.0)
+        loss = -F.logsigmoid(signs * logits).sum() / n
+        pos_logits = logits.diagonal()  # (B,)
+    pos = -F.logsigmoid(pos_logits).sum() / n
+    return LossOutput(loss, logits, {"pos": pos, "neg": loss - pos})
+
+
+class SigLipLoss(nn.Module):
+    """SigLIP loss with learnable `logit_scale = log(1/τ)` (init log 10) and `bias` (init −10).
+
+    The clamp `logit_scale ≤ MAX_LOGIT_SCALE = log 100` happens in `forward` on the value used;
+    `clamp_()` clamps the stored parameter in place (call it after each optimiser step).
+
+    Args:
+        init_temperature: initial τ (SigLIP: 0.1, i.e. t' = log 10).
+        init_bias: initial bias (SigLIP: −10).
+        learnable: whether `logit_scale` and `bias` receive gradients.
+        normalize: L2-normalise inside the loss.
+        chunk_size: passed to `siglip` for memory-efficient large batches.
+    """
+
+    multiway = False
+
+    def __init__(self, init_temperature: float = 0.1, init_bias: float = -10.0, learnable: bool = True, *,
+                 normalize: bool = True, chunk_size: int | None = None) -> None:
+        super().__init__()
+        init_temperature = check_temperature(init_temperature, "init_temperature")
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)),
+                                        requires_grad=bool(learnable))
+        self.bias = nn.Parameter(torch.tensor(float(as_bias(init_bias, torch.empty(0)))),
+                                 requires_grad=bool(learnable))
+        self.normalize = normalize
+        self.chunk_size = check_chunk_size(chunk_size)
+
+    def scale(self) -> Tensor:
+        """exp(min(logit_scale, MAX_LOGIT_SCALE)) = 1/τ (0-d tensor, autograd kept)."""
+        return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
+
+    @property
+    def temperature(self) -> float:
+        """τ actually used (after the clamp), as a Python float."""
+        return math.exp(-min(float(self.logit_scale.detach()), MAX_LOGIT_SCALE))
+
+    @torch.no_grad()
+    def clamp_(self) -> SigLipLoss:
+        """Clamp the stored `logit_scale` to ≤ MAX_LOGIT_SCALE in place."""
+        self.logit_scale.clamp_(max=MAX_LOGIT_SCALE)
+        return self
+
+    def forward(self, a: Tensor, b: Tensor) -> LossOutput:
+        """Args: a, b: (B, D) paired embeddings. Returns: `siglip(a, b, τ, bias)`."""
+        return siglip(a, b, 1.0 / self.scale(), self.bias, normalize=self.normalize, chunk_size=self.chunk_size)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature:.4g}, bias={float(self.bias.detach()):.4g}"

@@ -1,0 +1,162 @@
+"""Symile: a contrastive loss for any number of modalities (Saporta et al., NeurIPS 2024).
+
+Symile scores a tuple with the multilinear inner product (MIP), the dot product generalised
+to M vectors: MIP(x¹, …, x^M) = Σ_d Π_m x^m_d. A positive tuple is one row i taken from every
+modality. Each modality m takes its turn as the anchor: row i of the anchor, x^m_i, must pick
+its positive tuple of the other M−1 modalities, (x^k_i)_{k≠m}, among candidate tuples by
+cross-entropy. The M cross-entropies are averaged:
+
+    loss = (1/M) Σ_m CE(L^m, positives),   L^m_{i,c} = MIP(x^m_i, candidate c)/τ.
+
+Candidates (following the authors' reference implementation, rajesh-lab/symile):
+
+- `negatives="n_squared"`: all B^(M−1) tuples of rows of the other modalities, so L^m is
+  (B, B^(M−1)). Column c = s·B + j pairs row j of the first other modality with rows
+  (j − s_k) mod B of the others, where s = (s_1, …, s_{M−2}) is a base-B multi-index of
+  shifts (row-major). Shift 0 gives the diagonal tuples (j, …, j), so the positive of row i
+  is column i. With M = 2 this is exactly CLIP's `info_nce`.
+- `negatives="n"` (the O(B) scheme): for each other modality k ≠ m (in order), one random
+  permutation π_k of the B rows; candidate j is the tuple (x^k_{π_k(j)})_{k≠m}, so L^m is
+  (B, B), and its diagonal is replaced by the positive MIPs. Each positive thus gets B−1
+  shuffled negatives (a false negative is possible by chance). The permutations are drawn as
+  `torch.randperm(B, generator=generator)` for m = 0, …, M−1 and, inside, for k = 0, …, M−1,
+  k ≠ m, in that order: M(M−1) draws per call.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmlab._checks import check_choice, check_temperature
+from mmlab.losses._prep import as_scale, prepare, unpack_modalities
+from mmlab.losses.output import MAX_LOGIT_SCALE, LossOutput
+
+NEGATIVES = ("n", "n_squared")
+
+
+def multilinear_inner_product(*xs: Tensor) -> Tensor:
+    """MIP(x¹, …, x^M) = Σ_d Π_m x^m_d, row by row: M tensors (B, D) → (B,)."""
+    prod = xs[0]
+    for x in xs[1:]:
+        prod = prod * x  # (B, D)
+    return prod.sum(dim=-1)  # (B,)
+
+
+def _candidates_n_squared(others: list[Tensor]) -> Tensor:
+    """All B^(M−1) element-wise products of rows of `others`, ordered so that column j < B is
+    the diagonal tuple (j, …, j). Returns (B^(M−1), D)."""
+    n = others[0].shape[0]
+    n_cand = n ** len(others)
+    c = torch.arange(n_cand, device=others[0].device)  # (B^(M−1),)
+    j, shifts = c % n, c // n
+    prod = others[0][j]  # (B^(M−1), D)
+    for x in others[1:]:
+        s_k, shifts = shifts % n, shifts // n
+        prod = prod * x[(j - s_k) % n]  # (B^(M−1), D)
+    return prod
+
+
+def _logits_n(anchor: Tensor, others: list[Tensor], generator: torch.Generator | None) -> Tensor:
+    """(B, B) unscaled logits: shuffled tuples off the diagonal, positive MIPs on it."""
+    n = anchor.shape[0]
+    prod = torch.ones_like(anchor)  # (B, D)
+    for x in others:
+        perm = torch.randperm(n, generator=generator,
+                              device=generator.device if generator is not None else "cpu")
+        prod = prod * x[perm.to(x.device)]  # (B, D)
+    logits = anchor @ prod.T  # (B, B)
+    return logits.diagonal_scatter(multilinear_inner_product(anchor, *others))
+
+
+def symile(*embeddings: Any, temperature: float | Tensor = 0.07, negatives: str = "n",
+           normalize: bool = True, generator: torch.Generator | None = None) -> LossOutput:
+    """Symile loss (1/M) Σ_m CE(L^m, positives), L^m_{i,c} = MIP(x^m_i, candidate c)/τ.
+
+    Saporta, Puli, Goldstein, Ranganath 2024 "Contrasting with Symile: Simple Model-Agnostic
+    Representation Learning for Unlimited Modalities". The candidates for "n" and "n_squared"
+    are described in the module docstring.
+
+    Args:
+        *embeddings: M ≥ 2 tensors (B, D), or one dict of modality name → (B, D) tensor.
+        temperature: τ > 0, a float or a 0-d tensor.
+        negatives: "n" (B−1 shuffled negatives per positive, O(B²·D) work) or "n_squared"
+            (all B^(M−1) − 1 tuples, O(B^M·D) work and memory: small B only).
+        normalize: L2-normalise every embedding first.
+        generator: random source for the "n" permutations (None: the global RNG).
+    Returns:
+        LossOutput with `logits` L^0 (the first modality as anchor: (B, B) for "n",
+        (B, B^(M−1)) for "n_squared") and one CE term per anchor modality (keyed by index or dict key).
+    """
+    names, keys, xs = unpack_modalities(embeddings)
+    check_choice("negatives", negatives, NEGATIVES)
+    xs = prepare(names, xs, normalize)
+    scale = as_scale(temperature, xs[0])
+    labels = torch.arange(xs[0].shape[0], device=xs[0].device)  # (B,)
+    terms: dict[str, Tensor] = {}
+    first_logits = None
+    for m, anchor in enumerate(xs):
+        others = [x for k, x in enumerate(xs) if k != m]
+        if negatives == "n_squared":
+            logits = (anchor * scale) @ _candidates_n_squared(others).T  # (B, B^(M−1))
+        else:
+            logits = _logits_n(anchor, others, generator) * scale  # (B, B)
+        terms[keys[m]] = F.cross_entropy(logits, labels)
+        if first_logits is None:
+            first_logits = logits
+    loss = torch.stack(list(terms.values())).mean()
+    return LossOutput(loss, first_logits, terms)
+
+
+class SymileLoss(nn.Module):
+    """Symile with a learnable temperature `logit_scale = log(1/τ)`, for M ≥ 2 modalities at once.
+
+    `multiway = True` tells the model to pass all modalities in one call:
+    `loss(x1, x2, x3)` or `loss({"image": ..., "audio": ..., "text": ...})`. The clamp
+    `logit_scale ≤ MAX_LOGIT_SCALE` happens in `forward` on the value used; `clamp_()` clamps
+    the stored parameter in place.
+
+    Args:
+        init_temperature: initial τ.
+        learnable: whether `logit_scale` receives gradients.
+        negatives: "n" or "n_squared" (see `symile`).
+        normalize: L2-normalise inside the loss.
+    """
+
+    multiway = True
+
+    def __init__(self, init_temperature: float = 0.07, learnable: bool = True, negatives: str = "n", *,
+                 normalize: bool = True) -> None:
+        super().__init__()
+        init_temperature = check_temperature(init_temperature, "init_temperature")
+        self.negatives = check_choice("negatives", negatives, NEGATIVES)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)),
+                                        requires_grad=bool(learnable))
+        self.normalize = normalize
+
+    def scale(self) -> Tensor:
+        """exp(min(logit_scale, MAX_LOGIT_SCALE)) = 1/τ (0-d tensor, autograd kept)."""
+        return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
+
+    @property
+    def temperature(self) -> float:
+        """τ actually used (after the clamp), as a Python float."""
+        return math.exp(-min(float(self.logit_scale.detach()), MAX_LOGIT_SCALE))
+
+    @torch.no_grad()
+    def clamp_(self) -> SymileLoss:
+        """Clamp the stored `logit_scale` to ≤ MAX_LOGIT_SCALE in place."""
+        self.logit_scale.clamp_(max=MAX_LOGIT_SCALE)
+        return self
+
+    def forward(self, *embeddings: Any, generator: torch.Generator | None = None) -> LossOutput:
+        """Args: M ≥ 2 (B, D) tensors or one dict of them. Returns: `symile(...)`."""
+        return symile(*embeddings, temperature=1.0 / self.scale(), negatives=self.negatives,
+                      normalize=self.normalize, generator=generator)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature:.4g}, negatives={self.negatives!r}"
