@@ -10,13 +10,30 @@ offline, and `include_plotlyjs="cdn"` renders a blank page without network acces
 from __future__ import annotations
 
 import os
+import re
 
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.io._base_renderers import NotebookRenderer
 
 HTML_EXPORT_ENV = "MMLAB_HTML_EXPORT"
 RENDERER_LIVE = "plotly_mimetype"
 RENDERER_EXPORT = "plotly_mimetype+notebook"
+# plotly's notebook renderer hard-codes `include_mathjax="cdn"`: every figure's HTML then loads
+# MathJax from cdnjs.cloudflare.com. We strip that tag (our figures use no LaTeX).
+_MATHJAX_CDN = re.compile(r'<script src="https?://[^"]*mathjax[^"]*"></script>', re.IGNORECASE)
+
+
+class OfflineNotebookRenderer(NotebookRenderer):
+    """plotly's "notebook" renderer with plotly.js inlined and no MathJax CDN script tag."""
+
+    def __init__(self) -> None:
+        super().__init__(connected=False)
+
+    def to_mimebundle(self, fig_dict: dict) -> dict:
+        bundle = super().to_mimebundle(fig_dict)
+        bundle["text/html"] = _MATHJAX_CDN.sub("", bundle["text/html"])
+        return bundle
 
 
 def setup_notebook(html_export: bool | None = None) -> str:
@@ -35,9 +52,9 @@ def setup_notebook(html_export: bool | None = None) -> str:
     if not isinstance(html_export, bool):
         raise TypeError(f"`html_export` must be True, False or None, got {type(html_export).__name__}.")
     renderer = RENDERER_EXPORT if html_export else RENDERER_LIVE
-    if html_export:
-        # the notebook renderer must inline plotly.js, never fetch it from a CDN
-        pio.renderers["notebook"].connected = False
+    if html_export and not isinstance(pio.renderers["notebook"], OfflineNotebookRenderer):
+        # the notebook renderer must inline plotly.js and fetch nothing from a CDN
+        pio.renderers["notebook"] = OfflineNotebookRenderer()
     pio.renderers.default = renderer
     return renderer
 

@@ -15,6 +15,7 @@ that redraws a figure does not refit.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,7 +129,9 @@ class Reducer:
         dists, idx = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)  # (N, k), self first
         self.model_ = umap.UMAP(n_components=self.dim, n_neighbors=k, n_epochs=UMAP_EPOCHS,
                                 random_state=self.seed, precomputed_knn=(idx, dists, None))
-        y = self.model_.fit_transform(x)
+        with warnings.catch_warnings():  # expected: seeded runs are single-threaded; no NNDescent index
+            warnings.filterwarnings("ignore", message=".*(n_jobs value|knn_search_index).*", category=UserWarning)
+            y = self.model_.fit_transform(x)
         _UMAP_WARMED = True
         return np.asarray(y, dtype=np.float64)
 
