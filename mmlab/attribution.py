@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlab._checks import check_choice, check_int, check_tensor
+from mmlab._checks import check_choice, check_finite, check_finite_if_cheap, check_int, check_tensor
 
 HEAD_FUSIONS = ("mean", "max", "min")
 IG_METHODS = ("riemann_trapezoid", "gausslegendre")
@@ -64,6 +64,7 @@ def _check_attentions(name: str, attentions: Any) -> list[Tensor]:
     out = []
     for layer, a in enumerate(attentions):
         check_tensor(f"{name}[{layer}]", a, ndim=4, what="of shape (B, heads, T, T)")
+        check_finite_if_cheap(f"{name}[{layer}]", a)
         if a.shape[-1] != a.shape[-2]:
             raise ValueError(f"`{name}[{layer}]` must be square in its last two dims (B, heads, T, T), "
                              f"got shape {tuple(a.shape)}.")
@@ -91,7 +92,8 @@ def attention_rollout(attentions: Sequence[Tensor], *, head_fusion: str = "mean"
     is a distribution over the input tokens that token `t` of the last layer is built from.
 
     Args:
-        attentions: one (B, h, T, T) tensor per layer, first layer first, rows summing to 1.
+        attentions: one (B, h, T, T) tensor per layer, first layer first, rows summing to 1
+            (CPU tensors are checked for NaN/Inf).
         head_fusion: "mean", "max" or "min" over the h heads.
         residual: add the identity for the skip connection (as in the paper).
     Returns:
@@ -661,6 +663,20 @@ def attribution_in_box(attr_map: Tensor, bbox: Any) -> float:
     return float((positive * _pixel_coverage(_check_bbox(bbox), H, W)).sum()) / total
 
 
+def _check_image_size(image_size: Any) -> tuple[int, int]:
+    """H (square) or (H, W): positive ints (not bools, floats or strings)."""
+    def is_size(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    if is_size(image_size):
+        return (image_size, image_size)
+    if isinstance(image_size, Sequence) and not isinstance(image_size, str) and len(image_size) == 2 \
+            and all(is_size(v) for v in image_size):
+        return (image_size[0], image_size[1])
+    kind = TypeError if not isinstance(image_size, (int, Sequence)) or isinstance(image_size, (bool, str)) else ValueError
+    raise kind(f"`image_size` must be a positive int H or a pair (H, W) of positive ints, got {image_size!r}.")
+
+
 def upsample_to_image(patch_scores: Tensor, image_size: int | tuple[int, int], mode: str = "nearest") -> Tensor:
     """Spread a patch grid (h, w) (or (B, h, w)) over the image's pixels (H, W).
 
@@ -669,7 +685,7 @@ def upsample_to_image(patch_scores: Tensor, image_size: int | tuple[int, int], m
 
     Args:
         patch_scores: (h, w) or (B, h, w).
-        image_size: H (square) or (H, W).
+        image_size: H (square) or (H, W), positive ints.
         mode: "nearest" or "bilinear".
     Returns:
         (H, W) or (B, H, W).
@@ -678,9 +694,8 @@ def upsample_to_image(patch_scores: Tensor, image_size: int | tuple[int, int], m
     if patch_scores.ndim not in (2, 3):
         raise ValueError(f"`patch_scores` must be (h, w) or (B, h, w), got shape {tuple(patch_scores.shape)}.")
     check_choice("mode", mode, ("nearest", "bilinear"))
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-        raise ValueError(f"`image_size` must be an int or (H, W) of positive ints, got {image_size!r}.")
+    check_finite_if_cheap("patch_scores", patch_scores)
+    size = _check_image_size(image_size)
     grid = patch_scores if patch_scores.ndim == 3 else patch_scores[None]  # (B, h, w)
     kwargs = {"align_corners": False} if mode == "bilinear" else {}
     up = F.interpolate(grid[:, None], size=size, mode=mode, **kwargs)[:, 0]  # (B, H, W)
@@ -744,7 +759,7 @@ def rank_correlation(x: Tensor, y: Tensor) -> float:
     their average rank.
 
     Args:
-        x: any shape. y: same number of elements as x.
+        x: any shape. y: same number of elements as x. Neither may hold NaN/Inf (a ValueError).
     Returns:
         ρ in [-1, 1]; NaN when one of the maps is constant.
     """
@@ -753,8 +768,10 @@ def rank_correlation(x: Tensor, y: Tensor) -> float:
     if x.numel() != y.numel() or x.numel() < 2:
         raise ValueError(f"`x` and `y` must have the same number (≥ 2) of elements, got shapes "
                          f"{tuple(x.shape)} and {tuple(y.shape)}.")
-    rx = _average_ranks(x.detach().flatten().cpu().to(torch.float64))
-    ry = _average_ranks(y.detach().flatten().cpu().to(torch.float64))
+    x64 = check_finite("x", x.detach().flatten().cpu().to(torch.float64))  # (n,)
+    y64 = check_finite("y", y.detach().flatten().cpu().to(torch.float64))  # (n,)
+    rx = _average_ranks(x64)
+    ry = _average_ranks(y64)
     rx, ry = rx - rx.mean(), ry - ry.mean()
     denom = float(rx.norm() * ry.norm())
     return float("nan") if denom == 0.0 else float((rx * ry).sum()) / denom

@@ -18,12 +18,27 @@ def get_device(prefer: str | None = None) -> torch.device:
     """Pick the best available device: cuda, then mps, then cpu (like d2l's `try_gpu`).
 
     Args:
-        prefer: "auto"/None for the automatic choice, or a device string such as "cpu" or "cuda:1".
+        prefer: "auto"/None for the automatic choice, or a device string such as "cpu" or "cuda:1"
+            (or a `torch.device`).
     Returns:
         A `torch.device`.
+    Raises:
+        ValueError naming `device`: a string torch does not know as a device (e.g. "tpu"), or
+            "cuda"/"mps" on a machine without it.
     """
     if prefer not in (None, "auto"):
-        dev = torch.device(prefer)
+        valid = "'auto', 'cpu', 'cuda', 'cuda:<index>', 'mps' or a torch.device"
+        if isinstance(prefer, bool) or not isinstance(prefer, (str, int, torch.device)):
+            raise TypeError(f"`device` must be one of {valid}; got {type(prefer).__name__} ({prefer!r}).")
+        try:
+            dev = torch.device(prefer)
+        except (RuntimeError, ValueError, TypeError):
+            raise ValueError(f"`device` {prefer!r} is not a device torch knows; valid forms: {valid}.") from None
+        if dev.type == "mps":
+            mps = getattr(torch.backends, "mps", None)
+            if mps is None or not mps.is_available():
+                raise ValueError(f"`device` is {prefer!r} but MPS (Apple GPU) is not available on this machine; "
+                                 "use device='auto' or 'cpu'.")
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"`device` is {prefer!r} but CUDA is not available on this machine; "
                              "use device='auto' or 'cpu'.")

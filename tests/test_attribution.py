@@ -87,6 +87,11 @@ def test_rollout_rejects_bad_input() -> None:
         attention_rollout(random_attentions(), head_fusion="median")
     with pytest.raises(ValueError, match="same shape"):
         attention_rollout([torch.rand(1, 2, 3, 3), torch.rand(1, 2, 4, 4)])
+    bad = random_attentions(L=2)
+    bad[1] = bad[1].clone()
+    bad[1][0, 1, 2, 0] = math.nan
+    with pytest.raises(ValueError, match=r"`attentions\[1\]`.*1 NaN"):
+        attention_rollout(bad)
 
 
 # ------------------------------------------------------------------------------ gradient attention
@@ -478,6 +483,13 @@ def test_upsample_to_image_nearest_keeps_patch_values() -> None:
         for c in range(12):
             assert up[r, c] == grid[r // 4, c // 4]
     assert upsample_to_image(grid[None].repeat(2, 1, 1), (8, 12), mode="bilinear").shape == (2, 8, 12)
+    assert torch.equal(upsample_to_image(grid, [8, 12]), up) and upsample_to_image(grid, 6).shape == (6, 6)
+    for size, exc in ((1.5, TypeError), (True, TypeError), ("8", TypeError), (0, ValueError), ((8, 0), ValueError),
+                      ((8, 12, 3), ValueError), ((8.0, 12), ValueError)):
+        with pytest.raises(exc, match="`image_size` must be a positive int"):
+            upsample_to_image(grid, size)
+    with pytest.raises(ValueError, match="`patch_scores`.*1 Inf"):
+        upsample_to_image(grid.masked_fill(grid == 4, math.inf), 8)
 
 
 def test_rank_correlation_matches_scipy_with_ties() -> None:
@@ -487,6 +499,8 @@ def test_rank_correlation_matches_scipy_with_ties() -> None:
     assert rank_correlation(x, y) == pytest.approx(expected, abs=1e-12)
     assert rank_correlation(x, -x) == pytest.approx(-1.0)
     assert math.isnan(rank_correlation(torch.ones(5), torch.arange(5.0)))
+    with pytest.raises(ValueError, match="`y`.*1 NaN"):
+        rank_correlation(x, y.masked_fill(torch.arange(40) == 7, math.nan))
 
 
 # ------------------------------------------------------------------------------ overlays
@@ -519,7 +533,34 @@ def test_spectrogram_overlay() -> None:
     assert fig.layout.xaxis.title.text == "time (s)" and fig.layout.yaxis.title.text == "mel bin"
     assert fig.layout.title.text == "audio"
     assert np.asarray(spectrogram_overlay(spec, torch.rand(8, 30)).data[1].z).shape == (8, 30)
+    per_frame = torch.rand(30, dtype=DT)
+    band = np.asarray(spectrogram_overlay(spec, per_frame).data[1].z)
+    np.testing.assert_array_equal(band, np.tile(per_frame.numpy(), (8, 1)))  # one band over all mel bins
     _no_cdn(fig)
+    for attr in (torch.rand(29), torch.rand(8, 31), torch.rand(9, 30)):
+        with pytest.raises(ValueError, match="`attribution` has shape .* but `spec`"):
+            spectrogram_overlay(spec, attr)
+    with pytest.raises(ValueError, match="`spec` is empty"):
+        spectrogram_overlay(spec[:, :0], torch.rand(0))
+    with pytest.raises(TypeError, match="`spec` must have a floating dtype"):
+        spectrogram_overlay(spec.long(), torch.rand(30))
+    with pytest.raises(ValueError, match="`attribution`.*1 NaN"):
+        spectrogram_overlay(spec, per_frame.masked_fill(torch.arange(30) == 3, math.nan))
+
+
+def test_image_overlay_rejects_integer_and_non_finite_input() -> None:
+    img = torch.rand(3, 8, 8)
+    with pytest.raises(TypeError, match="`image` must have a floating dtype"):
+        image_overlay((img * 255).to(torch.int64), torch.rand(2, 2))
+    with pytest.raises(TypeError, match="`image` must have a floating dtype"):
+        image_overlay((img.numpy() * 255).astype(np.uint8), torch.rand(2, 2))
+    bad = img.clone()
+    bad[1, 4, 5] = math.nan
+    with pytest.raises(ValueError, match="`image`.*1 NaN"):
+        image_overlay(bad, torch.rand(2, 2))
+    with pytest.raises(ValueError, match="`attribution`.*1 Inf"):
+        image_overlay(img, torch.tensor([[0.0, math.inf], [0.0, 1.0]]))
+    assert np.asarray(image_overlay(img.double().numpy(), [[0.0, 1.0], [2.0, 3.0]]).data[1].z).shape == (8, 8)
 
 
 def test_token_overlay_html_and_figure() -> None:

@@ -363,6 +363,25 @@ def test_to_subset_present_and_errors(shapes_train):
         D.MultimodalDataset({"image": torch.zeros(2, 1)}, present={"audio": torch.ones(2, dtype=torch.bool)})
 
 
+def test_subset_slices_per_sample_lists_in_meta():
+    """Lists of length N under meta["sample"] and meta["ids"] are per-sample: subset slices them
+    like the rows (compared with a brute-force list comprehension); other meta is kept as is."""
+    n = 6
+    names = [f"s{i}" for i in range(n)]
+    ds = D.MultimodalDataset({"image": torch.arange(n, dtype=torch.float32)[:, None]},
+                             meta={"ids": list(names), "sample": {"name": list(names), "k": torch.arange(n) * 10},
+                                   "vocabulary": ["a", "b"]})
+    idx = [4, 1, 1, 5]
+    sub = ds.subset(torch.tensor(idx))
+    assert sub.meta["ids"] == sub.meta["sample"]["name"] == [names[i] for i in idx]
+    assert sub.meta["sample"]["k"].tolist() == [10 * i for i in idx]
+    assert sub.meta["vocabulary"] == ["a", "b"]
+    assert [f"s{int(v)}" for v in sub.modalities_data["image"][:, 0]] == sub.meta["ids"]
+    for bad in ({"ids": names[:-1]}, {"sample": {"name": names + ["x"]}}):
+        with pytest.raises(ValueError, match="same number of rows"):
+            D.MultimodalDataset({"image": torch.zeros(n, 1)}, meta=bad)
+
+
 # ---- checksums ------------------------------------------------------------------------
 @pytest.fixture()
 def data_copy(tmp_path, monkeypatch):

@@ -292,6 +292,27 @@ def test_skip_mode_summary_counts_several_and_alignment_survives_batches(tmp_pat
             assert torch.allclose(b["image"][j, :, 0, 0], torch.tensor(colour_of(k), dtype=torch.float32) / 255)
 
 
+def test_subset_and_to_keep_ids_aligned(tmp_path):
+    """`subset` slices the per-sample ids (meta["ids"] and meta["sample"]["ids"]) with the rows,
+    so check_aligned (colour, frequency and caption read back from the data) still holds."""
+    make_folder(tmp_path, n=5)
+    ds = from_folder(tmp_path, image_size=8)
+    assert ds.meta["sample"]["ids"] == ds.meta["ids"] == ["p0", "p1", "p2", "p3", "p4"]
+    idx = [3, 0, 4]
+    sub = ds.subset(torch.tensor(idx))
+    assert sub.meta["ids"] == sub.meta["sample"]["ids"] == [f"p{k}" for k in idx]
+    assert sub.meta["sample"]["row"].tolist() == [ds.meta["sample"]["row"][k].item() for k in idx]
+    assert sub.meta["skipped"] == ds.meta["skipped"] and sub.meta["root"] == ds.meta["root"]
+    check_aligned(sub)
+    mask = torch.tensor([False, True, False, True, True])
+    check_aligned(ds.subset(mask))
+    assert ds.subset(mask).meta["ids"] == ["p1", "p3", "p4"]
+    moved = sub.to("cpu")
+    assert moved.meta["ids"] == sub.meta["ids"] and moved.meta["ids"] is not sub.meta["ids"]
+    check_aligned(moved)
+    assert ds.meta["ids"] == ["p0", "p1", "p2", "p3", "p4"]  # the original is untouched
+
+
 def test_all_pairs_bad_in_skip_mode_raises(tmp_path):
     make_folder(tmp_path, n=2)
     for k in range(2):

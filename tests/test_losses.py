@@ -256,6 +256,47 @@ def test_multilinear_inner_product():
     torch.testing.assert_close(L.multilinear_inner_product(x, y, z), ref)
 
 
+def test_multilinear_inner_product_validates_its_inputs():
+    x = torch.randn(3, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"`xs\[0\]`.*`xs\[1\]`.*same"):
+        L.multilinear_inner_product(x, x[:2])
+    with pytest.raises(TypeError, match=r"`xs\[0\]`.*floating"):
+        L.multilinear_inner_product(x.long(), x)
+    with pytest.raises(ValueError, match=r"`xs\[1\]`.*2-D"):
+        L.multilinear_inner_product(x, x[0])
+    with pytest.raises(ValueError, match=r"`xs\[0\]` is empty"):
+        L.multilinear_inner_product(x[:0], x[:0])
+    bad = x.clone()
+    bad[1, 2] = math.nan
+    with pytest.raises(ValueError, match=r"`xs\[1\]`.*1 NaN"):
+        L.multilinear_inner_product(x, bad)
+    with pytest.raises(ValueError, match="`xs` is empty"):
+        L.multilinear_inner_product()
+
+
+def test_queue_float16_zero_query_gradient_matches_float64_reference():
+    """float16 zero q, k: â = a / max(‖a‖, ε) with ε = HALF_NORM_EPS, so near 0, q̂ = q/ε. The
+    gradient (finite, no longer Inf) equals the float64 brute force with that ε."""
+    from mmlab.losses._prep import HALF_NORM_EPS
+    g = torch.Generator().manual_seed(0)
+    negs = torch.randn(5, 4, generator=g, dtype=torch.float64).half()
+    q = torch.zeros(3, 4, dtype=torch.float16, requires_grad=True)
+    k = torch.zeros(3, 4, dtype=torch.float16, requires_grad=True)
+    gq, gk = torch.autograd.grad(L.queue_info_nce(q, k, negs, 0.07).loss, (q, k))
+    assert torch.isfinite(gq).all() and torch.isfinite(gk).all()
+    q64 = torch.zeros(3, 4, dtype=torch.float64, requires_grad=True)
+    n = negs.double() / negs.double().norm(dim=-1, keepdim=True)  # (Q, D)
+    loss = 0.0
+    for i in range(3):
+        qh = q64[i] / HALF_NORM_EPS  # ‖q_i‖ = 0 < ε; k̂_i = 0, so the positive logit is 0
+        logits = torch.cat([torch.zeros(1, dtype=torch.float64), torch.stack([qh @ n[j] for j in range(5)])]) / 0.07
+        loss = loss - torch.log_softmax(logits, 0)[0] / 3
+    g_ref, = torch.autograd.grad(loss, q64)
+    assert g_ref.abs().max() > 100  # the case is extreme: 1/ε amplifies the gradient
+    torch.testing.assert_close(gq.double(), g_ref, rtol=2e-3, atol=1e-3)
+    assert torch.equal(gk, torch.zeros_like(gk))  # ∂L/∂k̂ ∝ q̂ = 0
+
+
 def test_pairwise_info_nce_is_mean_over_pairs():
     xs = leaves((4, 3), (4, 3), (4, 3))
     assert_matches(lambda *xs: L.pairwise_info_nce(*xs, temperature=0.3),

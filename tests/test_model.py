@@ -79,6 +79,10 @@ def test_projection_head_linear_matches_formula_and_validates():
         ProjectionHead(5, 3, kind="conv")
     with pytest.raises(ValueError, match="in_dim=5"):
         head(torch.randn(4, 6, dtype=torch.float64))
+    with pytest.raises(ValueError, match="`h` is empty"):
+        head(torch.zeros(0, 5, dtype=torch.float64))
+    with pytest.raises(TypeError, match="`h` must have a floating dtype"):
+        head(torch.ones(4, 5, dtype=torch.int64))
 
 
 # ---------------------------------------------------------------- encode
@@ -225,6 +229,31 @@ def test_multiway_symile_matches_direct_call():
 
 
 # ---------------------------------------------------------------- validation
+def test_batch_errors_name_the_batch_key():
+    """Bad batches are reported at the model boundary as `batch['<modality>']`."""
+    model = make_model()
+    cases = [
+        ("audio", lambda b: b["audio"][:3], ValueError, r"same batch size.*`batch\['audio'\]` has 3"),
+        ("text", lambda b: [], ValueError, r"`batch\['text'\]` is empty"),
+        ("image", lambda b: b["image"][:0], ValueError, r"`batch\['image'\]` is empty"),
+        ("image", lambda b: torch.tensor(1.0), ValueError, r"`batch\['image'\]` is a 0-D tensor"),
+        ("image", lambda b: b["image"].numpy(), TypeError, r"`batch\['image'\]` must be a tensor"),
+        # the encoder's own error is kept, prefixed with the batch key and the encoder
+        ("image", lambda b: (b["image"] * 255).long(), TypeError,
+         r"`batch\['image'\]` was rejected by `encoders\['image'\]` \(ViTEncoder\): .*dtype"),
+        ("audio", lambda b: b["audio"][:, None], ValueError,
+         r"`batch\['audio'\]` was rejected by `encoders\['audio'\]` \(AudioTransformer\)"),
+    ]
+    for key, change, exc, pattern in cases:
+        batch = make_batch()
+        batch[key] = change(batch)
+        with pytest.raises(exc, match=pattern):
+            model(batch)
+        with pytest.raises(exc, match=pattern):
+            model.encode(batch)
+    model(make_batch())  # the valid batch still works
+
+
 def test_options_are_validated():
     with pytest.raises(ValueError, match="'all', 'anchor:<modality>'"):
         make_model(pairs="every")

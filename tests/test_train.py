@@ -207,6 +207,8 @@ def test_history_dict_and_frame():
     (dict(optimizer="lion"), ValueError, "`optimizer`"),
     (dict(checkpoint_every=5), ValueError, "`checkpoint`"),
     (dict(eval_every=5), ValueError, "`eval_data`"),
+    (dict(device="tpu"), ValueError, r"`device` 'tpu' is not a device torch knows; valid forms: 'auto', 'cpu'"),
+    (dict(device=1.5), TypeError, r"`device` must be one of 'auto'"),
 ])
 def test_validation(kwargs, err, match):
     args = dict(model=_model(), train_data=_data(), steps=2, progress=False)

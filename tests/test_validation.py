@@ -254,28 +254,9 @@ CASES: list[Case] = [
 ]
 
 # Failures found in other helpers' modules (reported to the lead; remove an entry once fixed —
-# the strict xfail turns into a failure as soon as the function behaves).
-KNOWN: dict[str, set[str]] = {
-    # no validation at all: wrong rank/empty/int inputs return a tensor, mismatched B a torch RuntimeError
-    "losses.multilinear_inner_product": {"rank", "size", "empty", "dtype", "nan"},
-    "metrics.similarity": {"nan"},                       # NaN in → NaN similarities out, silently
-    "encoders.ProjectionHead": {"empty", "dtype"},        # (0, D) returns (0, out); int64 → torch RuntimeError
-    # errors come from the inner encoder/loss and name `x` / `a`, `b`, not the batch key ("image")
-    "encoders.ContrastiveModel": {"rank", "size", "empty", "dtype"},
-    "viz.plot_embeddings": {"nan"},                      # names `x` (from reduce), not embeddings['image']
-    "viz.similarity_heatmap": {"nan"},
-    "viz.top1_hits": {"rank", "size", "empty", "dtype", "nan"},  # no checks: IndexError / silent
-    "viz.temperature_stats": {"nan"},
-    "viz.temperature_explorer": {"nan"},
-    "viz.reduce": {"dtype"},                             # int64 accepted silently
-    "viz.image_overlay": {"dtype", "nan"},
-    "viz.spectrogram_overlay": {"size", "empty", "dtype", "nan"},  # spec/attribution shapes never compared
-    "attribution.attention_rollout": {"nan"},
-    "attribution.rank_correlation": {"nan"},
-    "attribution.upsample_to_image": {"nan", "option"},  # image_size=1.5 → bare "float object is not iterable"
-    "train.fit": {"extra:device 'tpu'"},                  # torch RuntimeError from torch.device("tpu")
-    "viz.bar_chart": {"extra:nan value"},                 # NaN bar drawn silently
-}
+# the strict xfail turns into a failure as soon as the function behaves). Empty: every gap found
+# so far is fixed; add `"case name": {"kind", "extra:<what>"}` for a new known gap.
+KNOWN: dict[str, set[str]] = {}
 
 
 # ---- building inputs and breaking them -------------------------------------------------------
@@ -541,10 +522,6 @@ def test_tensor_temperature_1e4_has_finite_gradient(name, dtype):
 def test_half_precision_zero_vectors(name, dtype):
     a = torch.zeros(5, 4, dtype=dtype, requires_grad=True)
     b = torch.zeros(5, 4, dtype=dtype, requires_grad=True)
-    if name == "queue" and dtype == torch.float16:  # a strict known failure (reported to the lead)
-        with pytest.raises(AssertionError):
-            _assert_finite(TENSOR_TAU[name](a, b, 0.07).loss, a, b)
-        pytest.xfail("known: float16 zero q/k give an Inf gradient in queue_info_nce; remove this branch when fixed")
     _assert_finite(TENSOR_TAU[name](a, b, 0.07).loss, a, b)
 
 

@@ -149,6 +149,21 @@ def test_plot_embeddings_rejects_bad_embeddings():
         V.plot_embeddings({"a": torch.randn(3, 2), "b": torch.randn(3, 5)})
     with pytest.raises(ValueError, match="2-D"):
         V.plot_embeddings({"a": torch.randn(3)})
+    bad = _emb(4, 3)
+    bad["text"][2, 1] = math.inf
+    with pytest.raises(ValueError, match=r"`embeddings\['text'\]`.*1 Inf"):
+        V.plot_embeddings(bad)
+
+
+def test_reduce_rejects_non_float_inputs():
+    """Integer, bool and complex points are a TypeError (documented); float16 and float arrays work."""
+    x = torch.randn(6, 3, dtype=torch.float64)
+    for bad in (x.long(), x > 0, x.to(torch.complex64), x.numpy().astype(np.int64), x.numpy() > 0):
+        with pytest.raises(TypeError, match="`x` must have a floating dtype"):
+            V.reduce(bad, use_cache=False)
+    ref = V.reduce(x, use_cache=False)
+    np.testing.assert_allclose(V.reduce(x.numpy(), use_cache=False), ref)
+    assert V.reduce(x.half(), use_cache=False).shape == (6, 2)
 
 
 # ---------------------------------------------------------------- trajectory
@@ -216,6 +231,29 @@ def test_similarity_heatmap_hits_match_brute_force():
     labels = [0] * b
     fig2 = V.similarity_heatmap(a, t, labels=labels, max_items=4)
     assert np.asarray(fig2.data[0].z).shape == (4, 4) and len(fig2.data[1].x) == 4 and len(fig2.data[2].x) == 0
+    a_nan = a.clone()
+    a_nan[3, 0] = math.nan
+    with pytest.raises(ValueError, match="`a`.*1 NaN"):
+        V.similarity_heatmap(a_nan, t)
+
+
+def test_top1_hits_match_loops_and_validate():
+    g = torch.Generator().manual_seed(3)
+    sim = torch.randn(7, 7, generator=g, dtype=torch.float64)
+    labels = [0, 1, 0, 2, 1, 0, 2]
+    for lab in (None, labels, torch.tensor(labels)):
+        top1, hit = V.top1_hits(sim, lab)
+        for i in range(7):
+            j = max(range(7), key=lambda c: float(sim[i, c]))
+            assert int(top1[i]) == j
+            assert bool(hit[i]) == (j == i if lab is None else labels[j] == labels[i])
+    for bad, exc, pattern in [(sim[0], ValueError, "2-D"), (sim[:, :5], ValueError, "square"),
+                              (sim[:0, :0], ValueError, "empty"), (sim.long(), TypeError, "floating"),
+                              (sim.masked_fill(torch.eye(7, dtype=torch.bool), math.nan), ValueError, "7 NaN")]:
+        with pytest.raises(exc, match=f"`sim`.*{pattern}|{pattern}.*`sim`|`sim` {pattern}"):
+            V.top1_hits(bad)
+    with pytest.raises(ValueError, match="`labels` has 3 entries"):
+        V.top1_hits(sim, labels[:3])
 
 
 # ---------------------------------------------------------------- temperature
@@ -259,6 +297,10 @@ def test_temperature_stats_validation():
         V.temperature_stats(torch.randn(4), 0.1, positive=4)
     with pytest.raises(TypeError):
         V.temperature_stats([0.1, 0.2], 0.1)
+    with pytest.raises(ValueError, match="`similarities`.*1 NaN"):
+        V.temperature_stats(torch.tensor([0.1, math.nan, 0.3]), 0.1)
+    with pytest.raises(ValueError, match="`similarities`.*1 Inf"):
+        V.temperature_explorer(torch.tensor([[0.1, 0.2], [-math.inf, 0.3]]))
 
 
 @pytest.fixture(params=["figure_widget", "output"])
@@ -353,6 +395,13 @@ def test_bar_and_line_charts():
         V.line_chart([1, 2], {"a": [1]}, title="t", xaxis="x", yaxis="y")
     with pytest.raises(ValueError):
         V.bar_chart({}, title="t", yaxis="y")
+    assert list(V.bar_chart({"a": torch.tensor(0.25), "b": np.float32(0.5), "c": 2}, title="t", yaxis="y").data[0].y) \
+        == [0.25, 0.5, 2.0]
+    for value in (math.nan, math.inf, torch.tensor(math.nan)):
+        with pytest.raises(ValueError, match=r"`values\['b'\]` is"):
+            V.bar_chart({"a": 1.0, "b": value}, title="t", yaxis="y")
+    with pytest.raises(TypeError, match=r"`values\['a'\]` must be a number"):
+        V.bar_chart({"a": [1.0, 2.0]}, title="t", yaxis="y")
 
 
 # ---------------------------------------------------------------- offline

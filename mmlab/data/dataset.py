@@ -17,6 +17,8 @@ from torch import Tensor
 from mmlab._checks import check_int, check_modalities
 
 PER_SAMPLE_META = ("extras", "sample")
+PER_SAMPLE_LISTS = ("ids",)
+"""Top-level meta keys holding one entry per sample in a list (sliced by `subset`)."""
 
 
 def _index_list(items: list[str], idx: Tensor) -> list[str]:
@@ -50,10 +52,12 @@ class MultimodalDataset:
         factors: `{name: int64 (N,)}` ground-truth factors, or None.
         present: `{modality: bool (N,)}` masks; a missing key means "all present".
         classes: class names, `classes[label]`.
-        meta: anything else (voice names, templates, ...). Two keys are per-sample and are
+        meta: anything else (voice names, templates, ...). Three keys are per-sample and are
             sliced by `subset`: `meta["extras"]`, a dict of tensors (N, ...) that every batch
-            also returns under their own key (e.g. shapes' `"bbox"`), and `meta["sample"]`, a
-            dict of tensors (N, ...) kept for inspection (voice ids, word ids, speed factors).
+            also returns under their own key (e.g. shapes' `"bbox"`); `meta["sample"]`, a
+            dict of tensors (N, ...) or lists of length N kept for inspection (voice ids, word
+            ids, speed factors, `from_folder`'s pair ids); and `meta["ids"]`, a list of N sample
+            ids (`from_folder`). Their lengths must be N.
     """
 
     def __init__(self, modalities: Mapping[str, Tensor | list[str]], label: Tensor | None = None,
@@ -90,7 +94,14 @@ class MultimodalDataset:
             per_sample[f"present[{k!r}]"] = v.shape[0] if v.ndim == 1 else -1
         for group in PER_SAMPLE_META:
             for k, v in self.meta.get(group, {}).items():
-                per_sample[f"meta[{group!r}][{k!r}]"] = v.shape[0] if isinstance(v, Tensor) and v.ndim else -1
+                if group == "sample" and isinstance(v, list):
+                    per_sample[f"meta[{group!r}][{k!r}]"] = len(v)
+                else:
+                    per_sample[f"meta[{group!r}][{k!r}]"] = v.shape[0] if isinstance(v, Tensor) and v.ndim else -1
+        for k in PER_SAMPLE_LISTS:
+            if k in self.meta:
+                v = self.meta[k]
+                per_sample[f"meta[{k!r}]"] = len(v) if isinstance(v, list) else -1
         bad = {k: s for k, s in per_sample.items() if s != n}
         if bad:
             listed = ", ".join(f"{k}: {s}" for k, s in per_sample.items())
@@ -200,7 +211,8 @@ class MultimodalDataset:
             yield self.batch(idx)
 
     def subset(self, idx: Tensor | Sequence[int]) -> MultimodalDataset:
-        """A new dataset holding only the rows `idx` (per-sample meta tensors are sliced too)."""
+        """A new dataset holding only the rows `idx` (per-sample meta is sliced too: tensors and
+        lists in `meta["extras"]` / `meta["sample"]`, and `meta["ids"]`)."""
         idx = _as_index("idx", idx, self._n)
         return self._map(lambda v: v.index_select(0, idx.to(v.device)), lambda v: _index_list(v, idx.cpu()))
 
@@ -213,11 +225,13 @@ class MultimodalDataset:
         def apply(v: Any, per_sample: bool) -> Any:
             if isinstance(v, Tensor):
                 return fn(v) if per_sample or all_tensors else v
+            if isinstance(v, list) and per_sample:
+                return fn_list(v)
             if isinstance(v, dict):
                 return {k: apply(x, per_sample) for k, x in v.items()}
             return v
 
-        meta = {k: apply(v, k in PER_SAMPLE_META) for k, v in self.meta.items()}
+        meta = {k: apply(v, k in PER_SAMPLE_META or k in PER_SAMPLE_LISTS) for k, v in self.meta.items()}
         mods = {k: fn_list(v) if isinstance(v, list) else fn(v) for k, v in self.modalities_data.items()}
         return MultimodalDataset(mods, label=None if self.label is None else fn(self.label),
                                  factors={k: fn(v) for k, v in self.factors.items()},

@@ -224,7 +224,8 @@ def from_folder(root: str | os.PathLike, *, image_size: int = 32, audio_seconds:
         A `MultimodalDataset` with modalities "image" float32 (N, 3, S, S) in [0, 1], "audio"
         float32 (N, T), "text" list[str] (those whose columns exist), `present` masks, and meta:
         "ids" (row order), "skipped" [(id, path, reason)], "root", "sample_rate", and per-sample
-        "sample": {"row": csv line (N,), "audio_length": samples before padding (N,)}.
+        "sample": {"row": csv line (N,), "audio_length": samples before padding (N,), "ids": list
+        of N ids}. `ds.subset(idx)` slices "ids" and "sample", so `meta["ids"][i]` names row i.
     Raises:
         FolderError (a ValueError): a bad csv, a missing/corrupt/empty/unsupported file (with
             on_error="raise"), a path leaving the folder, or no usable pair left.
@@ -307,10 +308,10 @@ def from_folder(root: str | os.PathLike, *, image_size: int = 32, audio_seconds:
         present["text"] = torch.tensor([bool(row.text) for row, _, _ in kept])
     key = {"image": "image", "audio": "audio", text_column: "text"}
     modalities = {key_: modalities[key_] for key_ in (key[c] for c in columns)}
-    meta = {"ids": [row.id for row, _, _ in kept], "skipped": skipped, "root": str(root),
-            "sample_rate": sample_rate,
+    ids = [row.id for row, _, _ in kept]
+    meta = {"ids": ids, "skipped": skipped, "root": str(root), "sample_rate": sample_rate,
             "sample": {"row": torch.tensor([row.line for row, _, _ in kept], dtype=torch.int64),
-                       "audio_length": lengths}}
+                       "audio_length": lengths, "ids": list(ids)}}
     return MultimodalDataset(modalities, present=present, meta=meta)
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlab._checks import check_choice, check_int, check_modalities, check_probability
+from mmlab._checks import check_choice, check_int, check_modalities, check_probability, check_tensor
 from mmlab.losses import LossOutput
 
 PairSpec = str | Sequence[tuple[str, str]]
@@ -59,9 +59,9 @@ class ProjectionHead(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         """Args: h (B, in_dim). Returns: unit-norm (B, out_dim)."""
-        if not isinstance(h, Tensor) or h.ndim != 2 or h.shape[1] != self.in_dim:
-            raise ValueError(f"`h` must be a tensor of shape (B, in_dim={self.in_dim}), got "
-                             f"{tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__}.")
+        check_tensor("h", h, ndim=2, what=f"of shape (B, in_dim={self.in_dim})")
+        if h.shape[1] != self.in_dim:
+            raise ValueError(f"`h` must be a tensor of shape (B, in_dim={self.in_dim}), got {tuple(h.shape)}.")
         return F.normalize(self.net(h), dim=-1)  # (B, out_dim)
 
 
@@ -96,6 +96,33 @@ def resolve_pairs(pairs: PairSpec, modalities: Sequence[str]) -> list[tuple[str,
     if not out:
         raise ValueError(f"`pairs` is an empty list; valid: {valid}.")
     return out
+
+
+def _check_batch_inputs(batch: Mapping[str, Any], modalities: Sequence[str]) -> None:
+    """Each `batch[m]` is a tensor with B ≥ 1 samples on dim 0 or a non-empty list (text), and
+    every modality has the same B (row i of every modality is one pair)."""
+    sizes: dict[str, int] = {}
+    for m in modalities:
+        value, name = batch[m], f"batch[{m!r}]"
+        if isinstance(value, Tensor):
+            if value.ndim == 0:
+                raise ValueError(f"`{name}` is a 0-D tensor; it must hold B samples on dim 0, e.g. "
+                                 "(B, 3, H, W) images, (B, T) waveforms or (B, L) token ids.")
+            n = value.shape[0]
+        elif isinstance(value, (list, tuple)):
+            n = len(value)
+        else:
+            hint = " (one string per sample)" if isinstance(value, str) else ""
+            raise TypeError(f"`{name}` must be a tensor with samples on dim 0 or a list of str (text)"
+                            f"{hint}, got {type(value).__name__}.")
+        if n == 0:
+            shape = tuple(value.shape) if isinstance(value, Tensor) else f"a list of length {n}"
+            raise ValueError(f"`{name}` is empty ({shape}); pass at least one sample.")
+        sizes[m] = n
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"`batch[{m!r}]` has {n}" for m, n in sizes.items())
+        raise ValueError(f"every modality of `batch` must have the same batch size B (row i of each "
+                         f"modality is one pair); {listed} samples.")
 
 
 class ContrastiveModel(nn.Module):
@@ -152,6 +179,10 @@ class ContrastiveModel(nn.Module):
             modalities: which to encode (default: every model modality present in `batch`).
         Returns:
             modality → unit-norm (B, D) (all rows, including ones marked absent in `present`).
+        Raises:
+            ValueError / TypeError naming `batch[m]`: a missing modality, a value that is not a
+            tensor or list, an empty or 0-D value, batch sizes that differ between modalities, or
+            an input its encoder rejects (the encoder's message is kept).
         """
         check_modalities("batch", batch)
         if modalities is None:
@@ -164,9 +195,15 @@ class ContrastiveModel(nn.Module):
             if unknown:
                 raise ValueError(f"`modalities` {unknown} have no encoder; the model has {self.modalities}.")
             check_modalities("batch", batch, required=modalities)
+        _check_batch_inputs(batch, modalities)
         out = {}
         for m in modalities:
-            h = self.encoders[m](batch[m])  # (B, out_dim)
+            try:
+                h = self.encoders[m](batch[m])  # (B, out_dim)
+            except (ValueError, TypeError) as err:  # name the batch key, not the encoder's argument
+                kind = ValueError if isinstance(err, ValueError) else TypeError
+                raise kind(f"`batch[{m!r}]` was rejected by `encoders[{m!r}]` "
+                           f"({type(self.encoders[m]).__name__}): {err}") from err
             if m in self.heads:
                 h = self.heads[m](h)  # (B, D)
             out[m] = F.normalize(h, dim=-1)  # (B, D)

@@ -17,12 +17,23 @@ from mmlab._checks import (check_embeddings, check_finite_if_cheap, check_int, c
 NORM_EPS = 1e-12
 """ε in â = a / max(‖a‖, ε): a zero vector stays zero instead of becoming NaN."""
 
+HALF_NORM_EPS = 2.0 ** -8
+"""ε for float16 inputs. At a zero vector ∂â/∂a = I/ε; with ε = 1e-12 the gradient (computed in
+float32) overflows to Inf when it is cast back to float16 (max 65504). With ε = 2⁻⁸ it is at most
+256·‖∂L/∂â‖, finite for τ ≥ 0.01 (the clamp). Only float16 vectors with ‖a‖ < 2⁻⁸ ≈ 0.004
+(degenerate embeddings) are affected; bfloat16 has float32's range and keeps NORM_EPS."""
+
 _HALF = (torch.float16, torch.bfloat16)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype a loss computes in: float32 for float16/bfloat16, else `dtype` itself."""
     return torch.float32 if dtype in _HALF else dtype
+
+
+def norm_eps(dtype: torch.dtype) -> float:
+    """ε for L2-normalising an input of `dtype`: HALF_NORM_EPS for float16, else NORM_EPS."""
+    return HALF_NORM_EPS if dtype == torch.float16 else NORM_EPS
 
 
 def upcast(x: Tensor) -> Tensor:
@@ -36,7 +47,7 @@ def prepare(names: Sequence[str], xs: Sequence[Any], normalize: bool) -> list[Te
     Args:
         names: argument names used in error messages.
         xs: the embeddings, each (B, D).
-        normalize: whether to return â = a / max(‖a‖, ε).
+        normalize: whether to return â = a / max(‖a‖, ε) (ε = `norm_eps(a.dtype)`).
     Returns:
         The prepared tensors, each (B, D), in one common dtype: float32, or float64 if any input is.
     """
@@ -51,8 +62,9 @@ def prepare(names: Sequence[str], xs: Sequence[Any], normalize: bool) -> list[Te
     out = []
     for n, x in zip(names, xs):
         check_finite_if_cheap(n, x)
+        eps = norm_eps(x.dtype)
         x = x.to(dtype)
-        out.append(F.normalize(x, dim=-1, eps=NORM_EPS) if normalize else x)
+        out.append(F.normalize(x, dim=-1, eps=eps) if normalize else x)
     return out
 
 

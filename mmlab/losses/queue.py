@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlab._checks import check_embeddings, check_finite_if_cheap, check_int
-from mmlab.losses._prep import NORM_EPS, as_scale, prepare, upcast
+from mmlab.losses._prep import as_scale, norm_eps, prepare, upcast
 from mmlab.losses.output import LossOutput
 
 
@@ -98,9 +98,10 @@ def queue_info_nce(q: Tensor, k: Tensor, queue: MemoryQueue | Tensor, temperatur
     if not negatives.is_floating_point():
         raise TypeError(f"`queue` must have a floating dtype, got {negatives.dtype}.")
     check_finite_if_cheap("queue", negatives)
+    eps = norm_eps(negatives.dtype)
     negatives = upcast(negatives.detach()).to(device=q.device, dtype=q.dtype)  # (Q, D)
     if normalize:
-        negatives = F.normalize(negatives, dim=-1, eps=NORM_EPS)
+        negatives = F.normalize(negatives, dim=-1, eps=eps)
     scale = as_scale(temperature, q)
     q = q * scale  # (B, D)
     l_pos = (q * k).sum(dim=-1, keepdim=True)  # (B, 1)

@@ -32,19 +32,41 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlab._checks import check_choice, check_temperature
+from mmlab._checks import (check_choice, check_embeddings, check_finite_if_cheap, check_same_shape,
+                           check_temperature)
 from mmlab.losses._prep import as_scale, prepare, unpack_modalities
 from mmlab.losses.output import MAX_LOGIT_SCALE, LossOutput
 
 NEGATIVES = ("n", "n_squared")
 
 
-def multilinear_inner_product(*xs: Tensor) -> Tensor:
-    """MIP(x¹, …, x^M) = Σ_d Π_m x^m_d, row by row: M tensors (B, D) → (B,)."""
+def _mip(*xs: Tensor) -> Tensor:
+    """MIP of already-validated (B, D) tensors (no checks: used inside the loss)."""
     prod = xs[0]
     for x in xs[1:]:
         prod = prod * x  # (B, D)
     return prod.sum(dim=-1)  # (B,)
+
+
+def multilinear_inner_product(*xs: Tensor) -> Tensor:
+    """MIP(x¹, …, x^M) = Σ_d Π_m x^m_d, row by row: M tensors (B, D) → (B,).
+
+    Args:
+        *xs: M ≥ 1 non-empty float tensors of one shape (B, D), paired row by row (on the CPU
+            they are also checked for NaN/Inf).
+    Returns:
+        (B,) the MIP of every row, in the promoted dtype of the inputs.
+    """
+    if len(xs) == 0:
+        raise ValueError("`xs` is empty; pass M ≥ 1 tensors of shape (B, D), e.g. "
+                         "multilinear_inner_product(a, b, c).")
+    names = [f"xs[{m}]" for m in range(len(xs))]
+    for n, x in zip(names, xs):
+        check_embeddings(n, x)
+    check_same_shape(names, xs)
+    for n, x in zip(names, xs):
+        check_finite_if_cheap(n, x)
+    return _mip(*xs)
 
 
 def _candidates_n_squared(others: list[Tensor]) -> Tensor:
@@ -70,7 +92,7 @@ def _logits_n(anchor: Tensor, others: list[Tensor], generator: torch.Generator |
                               device=generator.device if generator is not None else "cpu")
         prod = prod * x[perm.to(x.device)]  # (B, D)
     logits = anchor @ prod.T  # (B, B)
-    return logits.diagonal_scatter(multilinear_inner_product(anchor, *others))
+    return logits.diagonal_scatter(_mip(anchor, *others))
 
 
 def symile(*embeddings: Any, temperature: float | Tensor = 0.07, negatives: str = "n",

@@ -145,7 +145,8 @@ def _summary(r: Tensor, ks: Sequence[int]) -> dict[str, float]:
 def similarity(a: Tensor, b: Tensor) -> Tensor:
     """Cosine similarity matrix `S_ij = cos(a_i, b_j) = â_i · b̂_j` (differentiable).
 
-    Zero rows are left at zero by the normalisation, so their similarities are 0.
+    Zero rows are left at zero by the normalisation, so their similarities are 0. CPU inputs
+    are checked for NaN/Inf (a ValueError); GPU inputs are not (no device sync).
 
     Args:
         a: (B_a, D) embeddings.
@@ -156,6 +157,8 @@ def similarity(a: Tensor, b: Tensor) -> Tensor:
     check_embeddings("a", a)
     check_embeddings("b", b)
     _check_width("a", a, "b", b)
+    check_finite_if_cheap("a", a)
+    check_finite_if_cheap("b", b)
     a_hat, b_hat = _normalized_pair(a, b)  # (B_a, D), (B_b, D)
     return a_hat @ b_hat.T  # (B_a, B_b)
 

@@ -10,7 +10,7 @@ import plotly.express as px
 import torch
 from torch import Tensor
 
-from mmlab._checks import check_embeddings, check_modalities
+from mmlab._checks import check_embeddings, check_finite, check_modalities
 
 PALETTE = px.colors.qualitative.Plotly + px.colors.qualitative.Dark24
 SYMBOLS = ("circle", "square", "diamond", "cross", "x", "triangle-up", "star", "hexagon")
@@ -29,7 +29,7 @@ def color(i: int) -> str:
 
 
 def check_embedding_dict(name: str, embeddings: Any, *, same_rows: bool = True) -> dict[str, Tensor]:
-    """A non-empty dict modality → (B, D) float tensor, all with the same D (and B if asked)."""
+    """A non-empty dict modality → (B, D) float tensor without NaN/Inf, all with the same D (and B if asked)."""
     check_modalities(name, embeddings)
     if len(embeddings) == 0:
         raise ValueError(f"`{name}` is empty; pass e.g. {{'image': img_emb, 'text': txt_emb}}.")
@@ -37,7 +37,7 @@ def check_embedding_dict(name: str, embeddings: Any, *, same_rows: bool = True) 
     for m, x in embeddings.items():
         if not isinstance(m, str):
             raise TypeError(f"`{name}` keys must be modality names (str), got {type(m).__name__}.")
-        out[m] = check_embeddings(f"{name}[{m!r}]", x).detach()
+        out[m] = check_finite(f"{name}[{m!r}]", check_embeddings(f"{name}[{m!r}]", x).detach())
     widths = {m: x.shape[1] for m, x in out.items()}
     if len(set(widths.values())) > 1:
         raise ValueError(f"`{name}` embeddings must share the width D to be projected jointly; got {widths}. "

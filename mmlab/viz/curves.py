@@ -7,6 +7,7 @@ step, and periodic evaluations with retrieval recall R@1, the modality gap ‖Δ
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -94,7 +95,7 @@ def bar_chart(values: Mapping[str, float], title: str, yaxis: str, xaxis: str = 
     """One bar per entry of a dict (e.g. a results table → a plot).
 
     Args:
-        values: name → number.
+        values: name → finite number (a float, int or one-element tensor).
         title: the figure title.
         yaxis: the y-axis title with its unit, e.g. "R@1 (fraction)".
         xaxis: the x-axis title.
@@ -106,7 +107,15 @@ def bar_chart(values: Mapping[str, float], title: str, yaxis: str, xaxis: str = 
     for name, arg in (("title", title), ("yaxis", yaxis), ("xaxis", xaxis)):
         if not isinstance(arg, str):
             raise TypeError(f"`{name}` must be a str, got {type(arg).__name__}.")
-    ys = [float(v) for v in values.values()]
+    ys = []
+    for name, v in values.items():
+        try:
+            y = float(v.detach().cpu()) if isinstance(v, Tensor) else float(v)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"`values[{name!r}]` must be a number, got {type(v).__name__} ({v!r:.60}).") from None
+        if not math.isfinite(y):
+            raise ValueError(f"`values[{name!r}]` is {y}; every bar needs a finite number.")
+        ys.append(y)
     fig = go.Figure(go.Bar(x=[str(k) for k in values], y=ys, name=yaxis, text=[f"{v:.3g}" for v in ys],
                            textposition="auto"))
     fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis)

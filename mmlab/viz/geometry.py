@@ -18,7 +18,7 @@ import torch
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from mmlab._checks import check_int, check_paired
+from mmlab._checks import check_finite, check_int, check_paired, check_tensor
 from mmlab.metrics import gap_vector, modality_gap, similarity
 from mmlab.viz._common import axis_title, check_labels, color, normalize
 from mmlab.viz.reduce import reduce
@@ -97,8 +97,16 @@ def top1_hits(sim: Tensor, labels: list | None = None) -> tuple[Tensor, Tensor]:
         sim: (B, B) similarities, row i's match is column i.
         labels: optional B class labels; then any column of the same class is a hit.
     Returns:
-        `(top1, hit)`: int64 (B,) column indices and bool (B,).
+        `(top1, hit)`: int64 (B,) column indices and bool (B,), on the CPU.
+    Raises:
+        ValueError / TypeError naming `sim` (not a non-empty square float matrix, or holding
+        NaN/Inf) or `labels` (not B entries).
     """
+    check_tensor("sim", sim, ndim=2, what="of shape (B, B)")
+    if sim.shape[0] != sim.shape[1]:
+        raise ValueError(f"`sim` must be square (B, B) (row i's match is column i), got shape {tuple(sim.shape)}.")
+    sim = check_finite("sim", sim.detach().cpu())
+    labels = check_labels(labels, sim.shape[0])
     top1 = sim.argmax(dim=1)  # (B,)
     if labels is None:
         hit = top1 == torch.arange(sim.shape[0])  # (B,)
@@ -122,6 +130,8 @@ def similarity_heatmap(a: Tensor, b: Tensor, names: Sequence[str] = ("image", "t
     """
     na, nb = _check_names(names)
     check_paired(("a", "b"), (a, b))
+    check_finite("a", a.detach())
+    check_finite("b", b.detach())
     check_int("max_items", max_items)
     n = min(a.shape[0], max_items)
     labels = check_labels(labels, a.shape[0])

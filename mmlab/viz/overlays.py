@@ -25,12 +25,29 @@ __all__ = ["image_overlay", "spectrogram_overlay", "token_overlay", "token_figur
 HEATMAP_COLORSCALE = "Inferno"
 
 
-def _as_numpy(name: str, x: Any, ndims: tuple[int, ...]) -> np.ndarray:
+def _as_numpy(name: str, x: Any, ndims: tuple[int, ...], *, nonempty: bool = True) -> np.ndarray:
+    """A float64 numpy copy of a float tensor/array (or a list of numbers), checked for rank,
+    emptiness and NaN/Inf (plotting reads every value anyway, so the check costs nothing extra)."""
     if isinstance(x, Tensor):
+        if not x.is_floating_point():
+            raise TypeError(f"`{name}` must have a floating dtype, got {x.dtype}; convert it with "
+                            f"`{name}.float()` (images: scale integer pixels to [0, 1] first).")
         x = x.detach().to(torch.float64).cpu().numpy()
-    x = np.asarray(x, dtype=np.float64)
+    elif isinstance(x, np.ndarray):
+        if x.dtype.kind != "f":
+            raise TypeError(f"`{name}` must have a floating dtype, got {x.dtype}; convert it with "
+                            f"`{name}.astype(float)`.")
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a float tensor or array, got {type(x).__name__}.") from None
     if x.ndim not in ndims:
         raise ValueError(f"`{name}` must have {' or '.join(str(n) for n in ndims)} dims, got shape {x.shape}.")
+    if nonempty and x.size == 0:
+        raise ValueError(f"`{name}` is empty (shape {x.shape}).")
+    if not np.isfinite(x).all():
+        raise ValueError(f"`{name}` (shape {x.shape}) contains {int(np.isnan(x).sum())} NaN and "
+                         f"{int(np.isinf(x).sum())} Inf values.")
     return x
 
 
@@ -82,7 +99,8 @@ def spectrogram_overlay(spec: Tensor, attribution: Tensor, hop_seconds: float = 
 
     Args:
         spec: (mels, frames) log-mel spectrogram.
-        attribution: (frames,) per-frame scores (drawn as a band over all mel bins) or (mels, frames).
+        attribution: (frames,) per-frame scores (drawn as a band over all mel bins) or (mels, frames),
+            with the same frames (and mels) as `spec`; other shapes are a ValueError.
         hop_seconds: seconds between frames (hop_length / sample_rate; 160 / 16000 = 0.01).
         alpha: opacity of the attribution heatmap.
         title: figure title.
@@ -94,12 +112,12 @@ def spectrogram_overlay(spec: Tensor, attribution: Tensor, hop_seconds: float = 
     check_positive("hop_seconds", hop_seconds)
     check_probability("alpha", float(alpha))
     a = _as_numpy("attribution", attribution, (1, 2))
+    expected = (n_frames,) if a.ndim == 1 else (n_mels, n_frames)
+    if a.shape != expected:
+        raise ValueError(f"`attribution` has shape {a.shape} but `spec` is (mels, frames) = {s.shape}; pass "
+                         f"(frames,) = ({n_frames},) per-frame scores or a (mels, frames) = {s.shape} map.")
     if a.ndim == 1:
-        if a.shape[0] != n_frames:
-            a = _resize(a[None], (1, n_frames))[0]
         a = np.broadcast_to(a[None], (n_mels, n_frames))
-    elif a.shape != (n_mels, n_frames):
-        a = _resize(a, (n_mels, n_frames))
     times = np.arange(n_frames) * hop_seconds
     mels = np.arange(n_mels)
     fig = go.Figure()
@@ -126,7 +144,7 @@ def _colour(score: float, scale: float) -> str:
 def _check_tokens(tokens: Sequence[str], scores: Any) -> np.ndarray:
     if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
         raise TypeError("`tokens` must be a list of strings (e.g. `Attribution.tokens`).")
-    values = _as_numpy("scores", scores, (1,))
+    values = _as_numpy("scores", scores, (1,), nonempty=False)
     if values.shape[0] != len(tokens):
         raise ValueError(f"`scores` must have one value per token: {len(tokens)} tokens, got shape {values.shape}.")
     return values

@@ -38,10 +38,21 @@ _UMAP_WARMED = False
 
 
 def as_numpy(name: str, x: Any) -> np.ndarray:
-    """A 2-D float64 numpy array from a tensor or array of shape (N, D), with a clear error."""
+    """A 2-D float64 numpy array from a float tensor or array of shape (N, D), with a clear error.
+
+    Integer, bool and complex inputs are rejected (a TypeError): embeddings are floats, and an
+    integer array here is almost always labels or ids passed by mistake. Convert deliberately
+    with `x.float()` / `x.astype(float)`.
+    """
     if isinstance(x, Tensor):
+        if not x.is_floating_point():
+            raise TypeError(f"`{name}` must have a floating dtype (embeddings), got {x.dtype}; "
+                            f"convert it with `{name}.float()` if this is intended.")
         x = x.detach().to("cpu", torch.float64).numpy()
     elif isinstance(x, np.ndarray):
+        if x.dtype.kind != "f":
+            raise TypeError(f"`{name}` must have a floating dtype (embeddings), got {x.dtype}; "
+                            f"convert it with `{name}.astype(float)` if this is intended.")
         x = x.astype(np.float64, copy=False)
     else:
         raise TypeError(f"`{name}` must be a torch.Tensor or numpy array of shape (N, D), got {type(x).__name__}.")
@@ -153,7 +164,8 @@ def reduce(x: Tensor | np.ndarray, method: str = "pca", dim: int = 2, *, seed: i
     """Project (N, D) points to (N, dim) coordinates, reusing a cached fit for identical input.
 
     Args:
-        x: points, a tensor or array of shape (N, D).
+        x: points, a float tensor or array of shape (N, D) (integer, bool and complex inputs are
+            a TypeError: convert with `x.float()` first), with no NaN/Inf.
         method: "pca", "umap" or "tsne".
         dim: 2 or 3.
         seed: random seed for UMAP / t-SNE.

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import torch
 from torch import Tensor
 
-from mmlab._checks import check_int, check_temperature, check_tensor
+from mmlab._checks import check_finite, check_int, check_temperature, check_tensor
 from mmlab.viz._widgets import LiveFigure
 
 POS_COLOR, NEG_COLOR = "#2ca02c", "#1f77b4"
@@ -39,6 +39,7 @@ def temperature_stats(similarities: Tensor, temperature: float, positive: int = 
         tensors are float64.
     """
     s = check_tensor("similarities", similarities, ndim=1, what="of shape (B,)").detach().to(torch.float64)
+    check_finite("similarities", s)
     tau = check_temperature(temperature)
     check_int("positive", positive, minimum=0)
     if positive >= s.shape[0]:
@@ -157,6 +158,7 @@ def temperature_explorer(similarities: Tensor, anchor: int = 0, temperatures: tu
     s = check_tensor("similarities", similarities, what="of shape (B,) or (B, B)")
     if s.ndim not in (1, 2) or (s.ndim == 2 and s.shape[0] != s.shape[1]):
         raise ValueError(f"`similarities` must be (B,) or square (B, B), got shape {tuple(s.shape)}.")
+    check_finite("similarities", s.detach())
     b = s.shape[-1]
     if (not isinstance(temperatures, Sequence) or len(temperatures) != 2):
         raise ValueError(f"`temperatures` must be a pair (τ_min, τ_max), got {temperatures!r}.")
