@@ -244,6 +244,18 @@ def test_bag_of_words_is_the_mean_word_embedding():
     torch.testing.assert_close(out[-1], torch.zeros(5, dtype=torch.float64))
 
 
+def test_bag_of_words_leaves_unknown_words_out_of_the_mean():
+    tok = Tokenizer.from_texts(TEXTS)
+    bow = BagOfWordsEncoder(tok, out_dim=5).double()
+    known = Tokenizer.split(TEXTS[0])
+    with_unknown = " ".join(["zyzzyva"] + known + ["quux"])
+    assert tok.encode([with_unknown])[0].eq(UNK).sum() == 2
+    W = bow.embedding.weight
+    expected = torch.stack([W[tok.index[w]] for w in known]).mean(0)
+    torch.testing.assert_close(bow([with_unknown])[0], expected)
+    torch.testing.assert_close(bow(["zyzzyva quux"])[0], torch.zeros(5, dtype=torch.float64))
+
+
 # ---------------------------------------------------------------- audio
 def test_logmel_matches_torchaudio_per_sample_and_batch():
     import torchaudio

@@ -225,7 +225,10 @@ class TextTransformer(nn.Module):
 
 
 class BagOfWordsEncoder(nn.Module):
-    """Mean of word embeddings (CLS and PAD excluded); a text with no words maps to 0.
+    """Mean of word embeddings (CLS, PAD and UNK excluded); a text with no known words maps to 0.
+
+    Unknown words are left out of the mean: their shared UNK vector would otherwise pull every
+    caption with new words towards one direction that training never shaped.
 
     Args:
         tokenizer: a `Tokenizer`.
@@ -247,7 +250,7 @@ class BagOfWordsEncoder(nn.Module):
             ids = _check_ids(x, len(self.tokenizer))
         else:
             ids = self.tokenizer.encode(x, max_len=self.max_len)[0].to(self.embedding.weight.device)
-        words = ((ids != PAD) & (ids != CLS)).to(self.embedding.weight.dtype)  # (B, L)
+        words = ((ids != PAD) & (ids != CLS) & (ids != UNK)).to(self.embedding.weight.dtype)  # (B, L)
         summed = (self.embedding(ids) * words[..., None]).sum(1)  # (B, out_dim)
         return summed / words.sum(1, keepdim=True).clamp(min=1)  # (B, out_dim)
 

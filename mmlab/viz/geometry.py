@@ -47,7 +47,8 @@ def modality_gap_figure(a: Tensor, b: Tensor, names: Sequence[str] = ("image", "
     """
     na, nb = _check_names(names)
     check_paired(("a", "b"), (a, b))
-    a64, b64 = normalize(a.detach()), normalize(b.detach())  # (B, D) each, unit rows
+    a64 = normalize(a.detach().to("cpu", torch.float64))  # (B, D) unit rows, on the CPU for plotting
+    b64 = normalize(b.detach().to("cpu", torch.float64))  # (B, D)
     n = a64.shape[0]
     gap = float(modality_gap(a64, b64))
     xy = reduce(torch.cat([a64, b64]), "pca", 2)  # (2B, 2), joint fit of the normalised set
@@ -136,7 +137,7 @@ def similarity_heatmap(a: Tensor, b: Tensor, names: Sequence[str] = ("image", "t
     n = min(a.shape[0], max_items)
     labels = check_labels(labels, a.shape[0])
     labels = None if labels is None else labels[:n]
-    sim = similarity(a.detach()[:n].to(torch.float64), b.detach()[:n].to(torch.float64))  # (n, n)
+    sim = similarity(a.detach()[:n].to("cpu", torch.float64), b.detach()[:n].to("cpu", torch.float64))  # (n, n)
     top1, hit = top1_hits(sim, labels)
     rows = torch.arange(n)
     fig = go.Figure(go.Heatmap(z=sim.numpy(), name="cosine", colorscale="RdBu", zmid=0, zmin=-1, zmax=1,

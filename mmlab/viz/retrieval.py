@@ -61,7 +61,7 @@ def _png(image: Tensor) -> bytes:
     x = image.detach().float().cpu()
     if x.ndim == 3 and x.shape[0] in (1, 3):
         x = x.permute(1, 2, 0)  # (H, W, C)
-    arr = (x.clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    arr = (x.detach().cpu().float().clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     buf = io.BytesIO()
