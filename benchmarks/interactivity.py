@@ -59,11 +59,13 @@ def _reduce_rows(method: str, sizes: tuple[int, ...]) -> list[dict]:
     return rows
 
 
-def run(quick: bool) -> list[dict]:
-    """Run the interactivity benchmark.
+def run(quick: bool, device: str = "cpu") -> list[dict]:
+    """Run the interactivity benchmark (the runner's interface: `run(quick, device)`).
 
     Args:
         quick: small sizes only (PCA 1k and 10k, UMAP 1k, τ explorer B = 64 and 512).
+        device: ignored: the figures and projections run on the CPU, where the notebook
+            front end lives, whatever the training device.
     Returns:
         One dict per measurement: "benchmark", "n" (points or candidates), "call"
         ("first", "second", "second (median)" or "cached"), "seconds" (and "target_seconds").

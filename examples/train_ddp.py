@@ -110,7 +110,9 @@ def main(cfg: Config) -> float:
             if r == 0:
                 print(f"step {step:5d}  loss {last:.4f}  τ {float(tau):.4f}  (global batch {cfg.global_batch}, "
                       f"{n} process{'es' if n > 1 else ''})", flush=True)
+    del ddp  # release DDP's reducer before the process group goes (else gloo may abort at exit)
     if dist.is_initialized():
+        dist.barrier()  # every rank done before the connections close
         dist.destroy_process_group()
     return last
 
