@@ -1,6 +1,6 @@
 """Training throughput: samples/s of the reference tri-modal model (image, audio, text), eager, bf16 and compiled.
 
-The model is the course's reference: `ConvEncoder` (image) + `AudioConvEncoder` (waveform →
+The model is the course's reference: `mmlab.recipes.trimodal_model`: `ConvEncoder` (image) + `AudioConvEncoder` (waveform →
 log-mel inside, computed per batch on the device) + a text encoder (`BagOfWordsEncoder` on
 `digits`, `TextTransformer` on `shapes`), a linear `ProjectionHead` each to D = 64, and
 `ClipLoss` over all three modality pairs (`ContrastiveModel(..., pairs="all")`), trained with
@@ -32,9 +32,8 @@ import torch
 
 from benchmarks._timing import sync
 from mmlab.data import load
-from mmlab.encoders import (AudioConvEncoder, BagOfWordsEncoder, ContrastiveModel, ConvEncoder, ProjectionHead,
-                            TextTransformer, Tokenizer)
-from mmlab.losses import ClipLoss
+from mmlab.encoders import ContrastiveModel
+from mmlab.recipes import TriModalConfig, trimodal_model
 
 EMBED_DIM = 64
 CONFIGS = (("digits", "bag-of-words"), ("shapes", "transformer"))
@@ -44,12 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def build_model(ds, text: str) -> ContrastiveModel:
     """The reference tri-modal model for dataset `ds` (text: "bag-of-words" or "transformer")."""
-    texts = ds.batch(torch.arange(len(ds)))["text"]
-    tok = Tokenizer.from_texts(texts)
-    text_enc = BagOfWordsEncoder(tok, out_dim=64) if text == "bag-of-words" else TextTransformer(tok, out_dim=64)
-    encoders = {"image": ConvEncoder(128), "audio": AudioConvEncoder(128), "text": text_enc}
-    heads = {m: ProjectionHead(enc.out_dim, EMBED_DIM) for m, enc in encoders.items()}
-    return ContrastiveModel(encoders, heads, ClipLoss(), pairs="all")
+    return trimodal_model(ds, TriModalConfig(embed_dim=EMBED_DIM, text=text))
 
 
 def _dataset(name: str, quick: bool):
