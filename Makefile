@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 OFFLINE := scripts/offline.sh
 NB_ENV := MMLAB_TINY=1 PYTHONHASHSEED=0
 
-.PHONY: setup lab test test-lib test-notebooks course bench bench-quick data clean-venv strip
+.PHONY: setup lab test test-lib test-notebooks course bench bench-deps bench-quick data clean-venv strip
 
 setup: $(STAMP)
 
@@ -55,6 +55,8 @@ BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): requirements-bench.txt $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-bench.txt -c requirements.txt
 	@touch $(BENCH_STAMP)
+
+bench-deps: $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(OFFLINE) $(PY) -m benchmarks

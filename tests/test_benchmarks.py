@@ -5,6 +5,7 @@ asserted anywhere (timings are not tests)."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import subprocess
@@ -105,5 +106,9 @@ def test_quick_losses_benchmark_runs():
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "DISAGREES" not in proc.stdout, proc.stdout
-    assert proc.stdout.count(" agrees:") == 6, proc.stdout
+    peers = ("open_clip", "pytorch_metric_learning", "symile")
+    if all(importlib.util.find_spec(m) is not None for m in peers):
+        assert proc.stdout.count(" agrees:") == 6, proc.stdout
+    else:  # `make test` without `make bench-deps`: peer rows say so instead of crashing
+        assert "not installed" in proc.stdout, proc.stdout
     assert "| fwd+bwd | info_nce | mmlab | 64 |" in proc.stdout
