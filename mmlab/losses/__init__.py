@@ -22,9 +22,10 @@ from mmlab.losses.queue import MemoryQueue, queue_info_nce
 from mmlab.losses.siglip import SigLipLoss, siglip
 from mmlab.losses.supcon import supcon
 from mmlab.losses.symile import SymileLoss, multilinear_inner_product, symile
+from mmlab.losses.temperature import LearnableTemperature
 
 __all__ = [
-    "LossOutput", "MAX_LOGIT_SCALE",
+    "LossOutput", "MAX_LOGIT_SCALE", "LearnableTemperature",
     "info_nce", "ClipLoss", "pairwise_info_nce",
     "siglip", "SigLipLoss",
     "symile", "SymileLoss", "multilinear_inner_product",

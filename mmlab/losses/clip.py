@@ -12,17 +12,16 @@ negatives get most of the push, more so at small τ.
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from mmlab._checks import check_temperature
 from mmlab.losses._prep import as_scale, as_tensor_scalar, check_chunk_size, prepare, unpack_modalities
 from mmlab.losses.chunked import chunked_info_nce
-from mmlab.losses.output import MAX_LOGIT_SCALE, LossOutput
+from mmlab.losses.output import LossOutput
+from mmlab.losses.temperature import LearnableTemperature
 
 
 def info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0.07, *, normalize: bool = True,
@@ -77,7 +76,7 @@ def pairwise_info_nce(*embeddings: Any, temperature: float | Tensor = 0.07,
     return LossOutput(loss, None, terms)
 
 
-class ClipLoss(nn.Module):
+class ClipLoss(LearnableTemperature):
     """CLIP loss with a learnable temperature stored as `logit_scale = log(1/τ)` (Radford et al. 2021).
 
     The clamp `logit_scale ≤ MAX_LOGIT_SCALE = log 100` (τ ≥ 0.01) happens in `forward`, on the
@@ -95,27 +94,9 @@ class ClipLoss(nn.Module):
 
     def __init__(self, init_temperature: float = 0.07, learnable: bool = True, *, normalize: bool = True,
                  chunk_size: int | None = None) -> None:
-        super().__init__()
-        init_temperature = check_temperature(init_temperature, "init_temperature")
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)),
-                                        requires_grad=bool(learnable))
+        super().__init__(init_temperature, learnable)
         self.normalize = normalize
         self.chunk_size = check_chunk_size(chunk_size)
-
-    def scale(self) -> Tensor:
-        """exp(min(logit_scale, MAX_LOGIT_SCALE)) = 1/τ, as a 0-d tensor (autograd kept)."""
-        return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
-
-    @property
-    def temperature(self) -> float:
-        """τ = exp(−logit_scale) actually used (after the clamp), as a Python float."""
-        return math.exp(-min(float(self.logit_scale.detach()), MAX_LOGIT_SCALE))
-
-    @torch.no_grad()
-    def clamp_(self) -> ClipLoss:
-        """Clamp the stored `logit_scale` to ≤ MAX_LOGIT_SCALE in place (call after optimiser.step())."""
-        self.logit_scale.clamp_(max=MAX_LOGIT_SCALE)
-        return self
 
     def forward(self, a: Tensor, b: Tensor) -> LossOutput:
         """Args: a, b: (B, D) paired embeddings. Returns: `info_nce(a, b, τ)`."""

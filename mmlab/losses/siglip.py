@@ -11,16 +11,15 @@ offsets the B−1 : 1 imbalance of negatives to positives at the start of traini
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlab._checks import check_temperature
 from mmlab.losses._prep import as_bias, as_scale, as_tensor_scalar, check_chunk_size, prepare
 from mmlab.losses.chunked import chunked_siglip_sum
-from mmlab.losses.output import MAX_LOGIT_SCALE, LossOutput
+from mmlab.losses.output import LossOutput
+from mmlab.losses.temperature import LearnableTemperature
 
 
 def siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1, bias: float | Tensor = -10.0, *,
@@ -59,7 +58,7 @@ def siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1, bias: float 
     return LossOutput(loss, logits, {"pos": pos, "neg": loss - pos})
 
 
-class SigLipLoss(nn.Module):
+class SigLipLoss(LearnableTemperature):
     """SigLIP loss with learnable `logit_scale = log(1/τ)` (init log 10) and `bias` (init −10).
 
     The clamp `logit_scale ≤ MAX_LOGIT_SCALE = log 100` happens in `forward` on the value used;
@@ -77,29 +76,11 @@ class SigLipLoss(nn.Module):
 
     def __init__(self, init_temperature: float = 0.1, init_bias: float = -10.0, learnable: bool = True, *,
                  normalize: bool = True, chunk_size: int | None = None) -> None:
-        super().__init__()
-        init_temperature = check_temperature(init_temperature, "init_temperature")
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)),
-                                        requires_grad=bool(learnable))
+        super().__init__(init_temperature, learnable)
         self.bias = nn.Parameter(torch.tensor(float(as_bias(init_bias, torch.empty(0)))),
                                  requires_grad=bool(learnable))
         self.normalize = normalize
         self.chunk_size = check_chunk_size(chunk_size)
-
-    def scale(self) -> Tensor:
-        """exp(min(logit_scale, MAX_LOGIT_SCALE)) = 1/τ (0-d tensor, autograd kept)."""
-        return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
-
-    @property
-    def temperature(self) -> float:
-        """τ actually used (after the clamp), as a Python float."""
-        return math.exp(-min(float(self.logit_scale.detach()), MAX_LOGIT_SCALE))
-
-    @torch.no_grad()
-    def clamp_(self) -> SigLipLoss:
-        """Clamp the stored `logit_scale` to ≤ MAX_LOGIT_SCALE in place."""
-        self.logit_scale.clamp_(max=MAX_LOGIT_SCALE)
-        return self
 
     def forward(self, a: Tensor, b: Tensor) -> LossOutput:
         """Args: a, b: (B, D) paired embeddings. Returns: `siglip(a, b, τ, bias)`."""

@@ -25,17 +25,16 @@ Candidates (following the authors' reference implementation, rajesh-lab/symile):
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from mmlab._checks import (check_choice, check_embeddings, check_finite_if_cheap, check_same_shape,
-                           check_temperature)
+from mmlab._checks import check_choice, check_embeddings, check_finite_if_cheap, check_same_shape
 from mmlab.losses._prep import as_scale, prepare, unpack_modalities
-from mmlab.losses.output import MAX_LOGIT_SCALE, LossOutput
+from mmlab.losses.output import LossOutput
+from mmlab.losses.temperature import LearnableTemperature
 
 NEGATIVES = ("n", "n_squared")
 
@@ -134,7 +133,7 @@ def symile(*embeddings: Any, temperature: float | Tensor = 0.07, negatives: str 
     return LossOutput(loss, first_logits, terms)
 
 
-class SymileLoss(nn.Module):
+class SymileLoss(LearnableTemperature):
     """Symile with a learnable temperature `logit_scale = log(1/τ)`, for M ≥ 2 modalities at once.
 
     `multiway = True` tells the model to pass all modalities in one call:
@@ -153,27 +152,9 @@ class SymileLoss(nn.Module):
 
     def __init__(self, init_temperature: float = 0.07, learnable: bool = True, negatives: str = "n", *,
                  normalize: bool = True) -> None:
-        super().__init__()
-        init_temperature = check_temperature(init_temperature, "init_temperature")
+        super().__init__(init_temperature, learnable)
         self.negatives = check_choice("negatives", negatives, NEGATIVES)
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)),
-                                        requires_grad=bool(learnable))
         self.normalize = normalize
-
-    def scale(self) -> Tensor:
-        """exp(min(logit_scale, MAX_LOGIT_SCALE)) = 1/τ (0-d tensor, autograd kept)."""
-        return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
-
-    @property
-    def temperature(self) -> float:
-        """τ actually used (after the clamp), as a Python float."""
-        return math.exp(-min(float(self.logit_scale.detach()), MAX_LOGIT_SCALE))
-
-    @torch.no_grad()
-    def clamp_(self) -> SymileLoss:
-        """Clamp the stored `logit_scale` to ≤ MAX_LOGIT_SCALE in place."""
-        self.logit_scale.clamp_(max=MAX_LOGIT_SCALE)
-        return self
 
     def forward(self, *embeddings: Any, generator: torch.Generator | None = None) -> LossOutput:
         """Args: M ≥ 2 (B, D) tensors or one dict of them. Returns: `symile(...)`."""

@@ -1,0 +1,48 @@
+"""A learnable temperature, stored as `logit_scale = log(1/τ)` and clamped at τ ≥ 0.01.
+
+CLIP (Radford et al. 2021) learns τ through `logit_scale`, initialised to log(1/0.07) and
+clamped to ≤ log 100 so that τ never drops below 0.01. The clamp happens twice: in `scale()`, on
+the value each forward pass uses (so the loss never sees τ < 0.01), and in `clamp_()`, on the
+stored parameter, which `mmlab.train.fit` calls after every optimiser step (so the parameter
+does not drift past the bound where its gradient is zero). Logs show τ, not `logit_scale`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from mmlab._checks import check_temperature
+from mmlab.losses.output import MAX_LOGIT_SCALE
+
+
+class LearnableTemperature(nn.Module):
+    """Base class of the loss modules: holds `logit_scale = log(1/τ)`.
+
+    Args:
+        init_temperature: τ at initialisation (> 0).
+        learnable: whether `logit_scale` is trained.
+    """
+
+    def __init__(self, init_temperature: float = 0.07, learnable: bool = True) -> None:
+        super().__init__()
+        init_temperature = check_temperature(init_temperature, "init_temperature")
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)),
+                                        requires_grad=bool(learnable))
+
+    def scale(self) -> Tensor:
+        """exp(min(logit_scale, MAX_LOGIT_SCALE)) = 1/τ, as a 0-d tensor (autograd kept)."""
+        return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
+
+    @property
+    def temperature(self) -> float:
+        """τ = exp(−logit_scale) actually used (after the clamp), as a Python float."""
+        return math.exp(-min(float(self.logit_scale.detach()), MAX_LOGIT_SCALE))
+
+    @torch.no_grad()
+    def clamp_(self) -> LearnableTemperature:
+        """Clamp the stored `logit_scale` to ≤ MAX_LOGIT_SCALE in place (call after optimiser.step())."""
+        self.logit_scale.clamp_(max=MAX_LOGIT_SCALE)
+        return self
