@@ -38,13 +38,13 @@ test-notebooks: setup
 	$(NB_ENV) $(OFFLINE) $(PY) -m pytest --nbval-lax --nbval-current-env -p no:randomly \
 		notebooks/ -q -ra
 
-# HTML that renders offline: plotly.js embedded, MathJax from a local copy, no widget state
+# HTML that renders offline: plotly.js embedded, MathJax from a local copy, no widget manager
 # (its renderer would come from a CDN; widgets need a kernel anyway).
 course: setup
 	@rm -rf build/mathjax && mkdir -p build
 	@cp -r "$$($(PY) -c 'import jupyter_server_mathjax, pathlib; print(pathlib.Path(jupyter_server_mathjax.__file__).parent / "static")')" build/mathjax
 	MMLAB_HTML_EXPORT=1 $(OFFLINE) $(VENV)/bin/jupyter nbconvert --to html --execute \
-		--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.store_widget_state=False \
+		--ExecutePreprocessor.timeout=1800 \
 		--TemplateExporter.extra_template_basedirs=scripts/nbconvert --template mmlab_offline \
 		--output-dir build notebooks/[0-9]*.ipynb
 	@$(PY) scripts/check_offline_html.py build/*.html
