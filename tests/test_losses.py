@@ -679,3 +679,26 @@ def test_embeddings_on_different_devices_are_rejected():
     b = torch.randn(3, 2, device="meta")
     with pytest.raises(ValueError, match="same device"):
         L.info_nce(a, b)
+
+
+# ---------------------------------------------------------------- the learnable temperature base class
+@pytest.mark.parametrize("bad, error", [(0.0, ValueError), (-0.5, ValueError), (float("nan"), ValueError),
+                                        (float("inf"), ValueError), ("0.07", TypeError)])
+def test_learnable_temperature_rejects_bad_init(bad, error):
+    from mmlab.losses import LearnableTemperature
+    with pytest.raises(error, match="init_temperature"):
+        LearnableTemperature(init_temperature=bad)
+
+
+def test_learnable_temperature_is_shared_by_the_loss_modules():
+    from mmlab.losses import MAX_LOGIT_SCALE, ClipLoss, LearnableTemperature, SigLipLoss, SymileLoss
+    for cls in (ClipLoss, SigLipLoss, SymileLoss):
+        m = cls(init_temperature=0.05)
+        assert isinstance(m, LearnableTemperature)
+        assert m.temperature == pytest.approx(0.05)
+        with torch.no_grad():
+            m.logit_scale.fill_(10.0)  # τ = e^-10 would be below the clamp
+        assert m.temperature == pytest.approx(0.01)  # the value used is clamped at τ = 0.01
+        assert float(m.scale()) == pytest.approx(100.0)
+        m.clamp_()
+        assert float(m.logit_scale) == pytest.approx(MAX_LOGIT_SCALE)
