@@ -699,6 +699,6 @@ def test_learnable_temperature_is_shared_by_the_loss_modules():
         with torch.no_grad():
             m.logit_scale.fill_(10.0)  # τ = e^-10 would be below the clamp
         assert m.temperature == pytest.approx(0.01)  # the value used is clamped at τ = 0.01
-        assert float(m.scale()) == pytest.approx(100.0)
+        assert float(m.scale().detach()) == pytest.approx(100.0)
         m.clamp_()
-        assert float(m.logit_scale) == pytest.approx(MAX_LOGIT_SCALE)
+        assert float(m.logit_scale.detach()) == pytest.approx(MAX_LOGIT_SCALE)
