@@ -61,6 +61,21 @@ def check_paired(names: Iterable[str], xs: Iterable[Any]) -> list[Tensor]:
     return xs
 
 
+def check_class_ids(name: str, labels: Any, n: int, of: str) -> Tensor:
+    """Check a 1-D integer tensor of class ids with one label per row of the tensor named `of`."""
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor of integer class ids, got {type(labels).__name__}.")
+    if labels.ndim != 1:
+        raise ValueError(f"`{name}` must be a 1-D tensor of shape ({n},), got shape {tuple(labels.shape)}.")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise TypeError(f"`{name}` must have an integer dtype (class ids), got {labels.dtype}. "
+                        f"Convert it with `{name}.long()`.")
+    if labels.shape[0] != n:
+        raise ValueError(f"`{name}` has {labels.shape[0]} labels but `{of}` has {n} rows; "
+                         "pass one label per row.")
+    return labels
+
+
 def check_positive(name: str, value: Any, *, hint: str = "") -> float:
     """Check a strictly positive, finite number (a temperature, a rate, a size)."""
     if isinstance(value, Tensor):

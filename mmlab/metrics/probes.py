@@ -16,22 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmlab._checks import check_embeddings, check_finite, check_finite_if_cheap, check_int, check_positive
+from mmlab._checks import (check_class_ids, check_embeddings, check_finite, check_finite_if_cheap, check_int,
+                           check_positive)
 
 __all__ = ["linear_probe", "zero_shot_accuracy"]
-
-
-def _check_targets(name: str, y: object, n: int, of: str) -> Tensor:
-    if not isinstance(y, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor of integer class ids, got {type(y).__name__}.")
-    if y.ndim != 1:
-        raise ValueError(f"`{name}` must be a 1-D tensor of shape ({n},), got shape {tuple(y.shape)}.")
-    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
-        raise TypeError(f"`{name}` must have an integer dtype (class ids), got {y.dtype}. "
-                        f"Convert it with `{name}.long()`.")
-    if y.shape[0] != n:
-        raise ValueError(f"`{name}` has {y.shape[0]} labels but `{of}` has {n} rows; pass one label per row.")
-    return y
 
 
 def _numpy(x: Tensor) -> np.ndarray:
@@ -64,8 +52,8 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
     if train_x.shape[1] != test_x.shape[1]:
         raise ValueError(f"`train_x` {tuple(train_x.shape)} and `test_x` {tuple(test_x.shape)} must have the "
                          "same feature width D (dim 1).")
-    _check_targets("train_y", train_y, train_x.shape[0], "train_x")
-    _check_targets("test_y", test_y, test_x.shape[0], "test_x")
+    check_class_ids("train_y", train_y, train_x.shape[0], "train_x")
+    check_class_ids("test_y", test_y, test_x.shape[0], "test_x")
     check_int("max_iter", max_iter, minimum=1)
     C = check_positive("C", C)
     check_finite("train_x", train_x)  # always: the features are copied to the CPU anyway
@@ -99,7 +87,7 @@ def zero_shot_accuracy(x: Tensor, class_embeddings: Tensor, y: Tensor) -> float:
     if x.shape[1] != class_embeddings.shape[1]:
         raise ValueError(f"`x` {tuple(x.shape)} and `class_embeddings` {tuple(class_embeddings.shape)} "
                          "must have the same embedding width D (dim 1).")
-    _check_targets("y", y, x.shape[0], "x")
+    check_class_ids("y", y, x.shape[0], "x")
     n_classes = class_embeddings.shape[0]
     lo, hi = int(y.min()), int(y.max())
     if lo < 0 or hi >= n_classes:

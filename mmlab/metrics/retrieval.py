@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmlab._checks import check_embeddings, check_finite_if_cheap, check_int, check_tensor
+from mmlab._checks import check_class_ids, check_embeddings, check_finite_if_cheap, check_int, check_tensor
 
 __all__ = ["similarity", "recall_at_k", "mean_reciprocal_rank", "median_rank", "ranks",
            "retrieval_report"]
@@ -52,21 +52,6 @@ def _check_width(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
                          f"same embedding width D (dim 1) to be compared; got {a.shape[1]} and {b.shape[1]}.")
 
 
-def _check_labels(name: str, labels: object, n: int, of: str) -> Tensor:
-    """Check a 1-D integer label tensor with one label per row of `of`."""
-    if not isinstance(labels, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor of integer class ids, got {type(labels).__name__}.")
-    if labels.ndim != 1:
-        raise ValueError(f"`{name}` must be a 1-D tensor of shape ({n},), got shape {tuple(labels.shape)}.")
-    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise TypeError(f"`{name}` must have an integer dtype (class ids), got {labels.dtype}. "
-                        f"Convert it with `{name}.long()`.")
-    if labels.shape[0] != n:
-        raise ValueError(f"`{name}` has {labels.shape[0]} labels but `{of}` has {n} rows; "
-                         "pass one label per row.")
-    return labels
-
-
 def _check_label_pair(names: tuple[str, str], labels: tuple[object, object],
                       sizes: tuple[int, int], of: tuple[str, str]) -> tuple[Tensor, Tensor] | None:
     """Labels come both or neither; returns the checked pair or None."""
@@ -77,8 +62,8 @@ def _check_label_pair(names: tuple[str, str], labels: tuple[object, object],
                          "for both queries and gallery (class-level retrieval) or for neither (paired).")
     if not any(given):
         return None
-    return (_check_labels(names[0], labels[0], sizes[0], of[0]),
-            _check_labels(names[1], labels[1], sizes[1], of[1]))
+    return (check_class_ids(names[0], labels[0], sizes[0], of[0]),
+            check_class_ids(names[1], labels[1], sizes[1], of[1]))
 
 
 def _check_coverage(name_q: str, labels_q: Tensor, name_g: str, labels_g: Tensor) -> None:
