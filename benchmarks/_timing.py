@@ -173,3 +173,38 @@ def measure(fn: Callable[[], object], device: str, *, min_time: float = 1.0,
         return first, 1, peak
     seconds, reps = time_call(fn, device, min_time=min_time, max_reps=max_reps, warmup=False)
     return seconds, reps, peak
+
+
+INTERLEAVE_MAX_S = 0.25
+"""Calls shorter than this are timed interleaved (`interleaved_min`); longer ones with `measure`."""
+
+
+def interleaved_min(fns: list[Callable[[], object]], device: str, *, rounds: int = 15,
+                    round_time: float = 0.05) -> list[float]:
+    """Seconds per call of each function: the minimum over `rounds` interleaved rounds.
+
+    Each round runs every function in turn, repeated to fill about `round_time` seconds, so a
+    change in machine load hits all of them alike; the minimum over rounds is the time with
+    the least interference (the `timeit` convention). Use it to compare implementations of
+    the same work; one warm-up call each comes first.
+
+    Returns:
+        One time per function, in seconds.
+    """
+    reps = []
+    for fn in fns:
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        reps.append(max(1, int(round_time / max(time.perf_counter() - t0, 1e-6))))
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(reps[i]):
+                fn()
+            sync(device)
+            best[i] = min(best[i], (time.perf_counter() - t0) / reps[i])
+    return best

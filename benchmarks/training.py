@@ -7,9 +7,13 @@ log-mel inside, computed per batch on the device) + a text encoder (`BagOfWordsE
 AdamW. The dataset sits whole on the device (`ds.to(device)`), batches are index slices
 (`ds.batches`). Per step we time separately (synchronising on CUDA):
 
-- data: drawing the next batch (index slicing; the texts stay Python strings, and their
-  tokenisation happens inside the text encoder, i.e. counts as model time);
+- data: drawing the next batch (index slicing);
 - step: forward, loss, backward and the optimiser step.
+
+The texts are tokenised once before training (`mmlab.encoders.pretokenize`): they sit on the
+device as token ids (N, L) like the images and waveforms, so no step runs a Python loop per
+sample and every batch has the same shapes. The variant "fp32, texts as strings" keeps the
+strings and tokenises each batch inside the text encoder, to show what that costs.
 
 Variants: fp32 eager; bf16 autocast (`torch.autocast(device, torch.bfloat16)`; on a CPU without
 native bf16 matmuls this can be slower); `torch.compile(model)` (its compile time is reported
@@ -32,7 +36,7 @@ import torch
 
 from benchmarks._timing import sync
 from mmlab.data import load
-from mmlab.encoders import ContrastiveModel
+from mmlab.encoders import ContrastiveModel, pretokenize
 from mmlab.recipes import TriModalConfig, trimodal_model
 
 EMBED_DIM = 64
@@ -62,7 +66,7 @@ def _batches(ds, batch_size: int) -> Iterator[dict]:
 
 
 def measure_throughput(dataset: str, text: str, *, device: str, precision: str = "fp32", compile_model: bool = False,
-                       quick: bool = False) -> dict:
+                       quick: bool = False, strings: bool = False) -> dict:
     """Train the reference model for a few steps and time data and step separately.
 
     Args:
@@ -71,21 +75,27 @@ def measure_throughput(dataset: str, text: str, *, device: str, precision: str =
         device: "cpu" or "cuda".
         precision: "fp32" or "bf16" (autocast).
         compile_model: wrap the model in `torch.compile` (first steps timed as compile time).
-        quick: batch 32, 2 timed steps (full: batch 128, 1 warm-up and 5 timed steps).
+        quick: batch 32, 2 timed steps (full: batch 128, 1 warm-up and 5 timed steps; compiled: 3
+            warm-up steps, so that a re-trace after the first step counts as compile time).
+        strings: keep the texts as Python strings (tokenised inside the encoder at every step).
     Returns:
         A row: samples/s, ms per step, data fraction, and (compiled) compile seconds.
     """
     torch.manual_seed(0)
-    batch_size, warmup, steps = (32, 1, 2) if quick else (128, 1, 5)
-    ds = _dataset(dataset, quick).to(device)
+    batch_size, warmup, steps = (32, 1, 2) if quick else (128, 3 if compile_model else 1, 5)
+    ds = _dataset(dataset, quick)
     model = build_model(ds, text).to(device)
+    if not strings:
+        ds = pretokenize(ds, model.encoders["text"])
+    ds = ds.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     fwd = torch.compile(model) if compile_model else model
     autocast = (torch.autocast(device_type=device, dtype=torch.bfloat16) if precision == "bf16"
                 else contextlib.nullcontext())
     it = _batches(ds, batch_size)
     t_data = t_step = 0.0
-    row = {"dataset": dataset, "text": text, "variant": precision + (" + compile" if compile_model else ""),
+    row = {"dataset": dataset, "text": text,
+           "variant": precision + (" + compile" if compile_model else "") + (", texts as strings" if strings else ""),
            "batch": batch_size}
     t_warm = time.perf_counter()
     for i in range(warmup + steps):
@@ -142,7 +152,7 @@ def run(quick: bool, device: str) -> list[dict]:
     rows = []
     for dataset, text in CONFIGS:
         base = measure_throughput(dataset, text, device=device, quick=quick)
-        group = [base]
+        group = [measure_throughput(dataset, text, device=device, quick=quick, strings=True), base]
         try:
             group.append(measure_throughput(dataset, text, device=device, precision="bf16", quick=quick))
         except RuntimeError as err:

@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmlab._checks import check_paired, check_temperature
+from mmlab._checks import check_paired, check_temperature, values_are_cheap
 
 try:
     from mmlab.losses import LossOutput
@@ -91,7 +91,7 @@ def _scale(temperature: float | Tensor, like: Tensor) -> float | Tensor:
     if isinstance(temperature, Tensor):
         if temperature.numel() != 1:
             raise ValueError(f"`temperature` must be a float or a 0-d tensor, got shape {tuple(temperature.shape)}.")
-        if temperature.device.type == "cpu":
+        if values_are_cheap(temperature):
             check_temperature(temperature)
         return 1.0 / temperature.reshape(()).to(like.dtype)
     return 1.0 / check_temperature(temperature)

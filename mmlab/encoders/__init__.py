@@ -13,6 +13,7 @@ from typing import Any
 
 from mmlab.encoders.attention import CLSTransformer, MultiHeadSelfAttention, TransformerBlock
 from mmlab.encoders.audio import AudioConvEncoder, AudioTransformer, LogMel
+from mmlab.encoders.pretokenize import pretokenize
 from mmlab.encoders.text import (CLS, PAD, UNK, BagOfWordsEncoder, SentenceEncoder, TextTransformer,
                                  Tokenizer)
 from mmlab.encoders.vision import ConvEncoder, MLPEncoder, ResNetEncoder, ViTEncoder
@@ -22,7 +23,7 @@ _FROM_HEADS = ("ProjectionHead", "ContrastiveModel", "resolve_pairs")
 __all__ = [
     "ConvEncoder", "MLPEncoder", "ResNetEncoder", "ViTEncoder",
     "LogMel", "AudioConvEncoder", "AudioTransformer",
-    "Tokenizer", "TextTransformer", "BagOfWordsEncoder", "SentenceEncoder", "PAD", "UNK", "CLS",
+    "Tokenizer", "TextTransformer", "BagOfWordsEncoder", "SentenceEncoder", "PAD", "UNK", "CLS", "pretokenize",
     "MultiHeadSelfAttention", "TransformerBlock", "CLSTransformer",
     *_FROM_HEADS,
 ]

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlab._checks import check_choice, check_int
+from mmlab._checks import check_choice, check_int, values_are_cheap
 from mmlab.encoders.attention import CLSTransformer
 
 PAD, UNK, CLS = 0, 1, 2
@@ -149,7 +149,7 @@ def _check_ids(ids: Tensor, vocab_size: int) -> Tensor:
                         f"{tuple(ids.shape)}; use tokenizer.encode(texts).")
     if ids.numel() == 0:
         raise ValueError(f"token ids are empty (shape {tuple(ids.shape)}); pass at least one text.")
-    if ids.device.type == "cpu" and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+    if values_are_cheap(ids) and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
         raise ValueError(f"token ids must be in [0, {vocab_size}), got range [{int(ids.min())}, {int(ids.max())}]; "
                          "were they made with this model's tokenizer?")
     return ids

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmlab._checks import (check_embeddings, check_finite_if_cheap, check_int, check_same_shape,
-                           check_temperature)
+                           check_temperature, values_are_cheap)
 
 NORM_EPS = 1e-12
 """ε in â = a / max(‖a‖, ε): a zero vector stays zero instead of becoming NaN."""
@@ -79,7 +79,7 @@ def as_scale(temperature: Any, like: Tensor, name: str = "temperature") -> float
                              f"{tuple(temperature.shape)}.")
         if not temperature.is_floating_point():
             raise TypeError(f"`{name}` must be a floating tensor, got {temperature.dtype}.")
-        if temperature.device.type == "cpu":
+        if values_are_cheap(temperature):
             check_temperature(temperature, name)
         return 1.0 / temperature.reshape(()).to(device=like.device, dtype=like.dtype)
     return 1.0 / check_temperature(temperature, name)

@@ -50,10 +50,10 @@ def siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1, bias: float 
         logits = None
     else:
         logits = (a * scale) @ b.T + bias  # (B, B)
-        signs = torch.full_like(logits, -1.0)  # (B, B): z_ij
-        signs.diagonal().fill_(1.0)
-        loss = -F.logsigmoid(signs * logits).sum() / n
         pos_logits = logits.diagonal()  # (B,)
+        # Σ_ij −log σ(z_ij L_ij) without a (B, B) sign matrix: score every pair as a negative,
+        # −log σ(−L_ij), then turn the diagonal positive with −log σ(L) = −log σ(−L) − L.
+        loss = (-F.logsigmoid(-logits).sum() - pos_logits.sum()) / n
     pos = -F.logsigmoid(pos_logits).sum() / n
     return LossOutput(loss, logits, {"pos": pos, "neg": loss - pos})
 

@@ -82,16 +82,18 @@ def _candidates_n_squared(others: list[Tensor]) -> Tensor:
     return prod
 
 
-def _logits_n(anchor: Tensor, others: list[Tensor], generator: torch.Generator | None) -> Tensor:
-    """(B, B) unscaled logits: shuffled tuples off the diagonal, positive MIPs on it."""
+def _logits_n(anchor: Tensor, others: list[Tensor], positives: Tensor,
+              generator: torch.Generator | None) -> Tensor:
+    """(B, B) unscaled logits: shuffled tuples off the diagonal, the positive MIPs (B,) on it."""
     n = anchor.shape[0]
-    prod = torch.ones_like(anchor)  # (B, D)
+    prod = None
     for x in others:
         perm = torch.randperm(n, generator=generator,
                               device=generator.device if generator is not None else "cpu")
-        prod = prod * x[perm.to(x.device)]  # (B, D)
+        shuffled = x[perm.to(x.device)]  # (B, D)
+        prod = shuffled if prod is None else prod * shuffled  # (B, D)
     logits = anchor @ prod.T  # (B, B)
-    return logits.diagonal_scatter(_mip(anchor, *others))
+    return logits.diagonal_scatter(positives)
 
 
 def symile(*embeddings: Any, temperature: float | Tensor = 0.07, negatives: str = "n",
@@ -120,12 +122,13 @@ def symile(*embeddings: Any, temperature: float | Tensor = 0.07, negatives: str 
     labels = torch.arange(xs[0].shape[0], device=xs[0].device)  # (B,)
     terms: dict[str, Tensor] = {}
     first_logits = None
+    positives = _mip(*xs) if negatives == "n" else None  # (B,): the same for every anchor
     for m, anchor in enumerate(xs):
         others = [x for k, x in enumerate(xs) if k != m]
         if negatives == "n_squared":
             logits = (anchor * scale) @ _candidates_n_squared(others).T  # (B, B^(M−1))
         else:
-            logits = _logits_n(anchor, others, generator) * scale  # (B, B)
+            logits = _logits_n(anchor, others, positives, generator) * scale  # (B, B)
         terms[keys[m]] = F.cross_entropy(logits, labels)
         if first_logits is None:
             first_logits = logits

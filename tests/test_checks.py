@@ -1,0 +1,58 @@
+"""`mmlab._checks.check_finite`: the one-reduction fast path agrees with the element-wise scan."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmlab._checks import check_finite, check_finite_if_cheap, values_are_cheap
+
+
+def _scan_says_finite(x: torch.Tensor) -> bool:
+    return all(torch.isfinite(v).item() for v in x.flatten())  # element by element
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("case", ["normal", "nan", "inf", "-inf", "inf and -inf", "overflowing sum"])
+def test_fast_path_agrees_with_an_element_wise_scan(dtype, case):
+    big = torch.finfo(dtype).max
+    x = torch.randn(7, 5, generator=torch.Generator().manual_seed(0)).to(dtype)
+    if case == "nan":
+        x[3, 1] = float("nan")
+    elif case == "inf":
+        x[0, 0] = float("inf")
+    elif case == "-inf":
+        x[6, 4] = float("-inf")
+    elif case == "inf and -inf":  # the sum is NaN
+        x[0, 0], x[1, 1] = float("inf"), float("-inf")
+    elif case == "overflowing sum":  # every value finite, their sum is not (bfloat16 too, in float32)
+        x[:] = big
+        if dtype != torch.float16:  # float16 is summed in float32, where 35 × 65,504 is no overflow
+            assert not torch.isfinite(x.sum(dtype=torch.float32 if dtype == torch.bfloat16 else dtype))
+    if _scan_says_finite(x):
+        assert check_finite("x", x) is x
+    else:
+        with pytest.raises(ValueError, match=r"`x` \(shape \(7, 5\)\) contains"):
+            check_finite("x", x)
+
+
+def test_counts_in_the_message_and_no_autograd_side_effects():
+    x = torch.zeros(4, 3, requires_grad=True)
+    y = x * 1.0
+    assert check_finite("y", y) is y and x.grad is None
+    bad = torch.tensor([[float("nan"), float("inf")], [float("nan"), 1.0]])
+    with pytest.raises(ValueError, match="2 NaN and 1 Inf"):
+        check_finite_if_cheap("bad", bad)
+
+
+def test_values_are_cheap_on_the_cpu_only_outside_compile():
+    x = torch.ones(2)
+    assert values_are_cheap(x)
+    seen = []
+
+    def f(t: torch.Tensor) -> torch.Tensor:
+        seen.append(values_are_cheap(t))
+        return t + 1
+
+    torch.compile(f, backend="eager")(x)  # traced: reading values would break the graph
+    assert seen and seen[0] is False
