@@ -9,7 +9,7 @@ Every loss takes (B, D) embeddings (L2-normalised inside unless `normalize=False
 - `symile`, `SymileLoss` — multilinear inner product for M ≥ 2 modalities (Saporta et al. 2024)
 - `clip_lite` — JSD bound with one negative (Shrivastava et al. 2021)
 - `debiased_info_nce`, `hard_negative_info_nce` — (Chuang et al. 2020; Robinson et al. 2021)
-- `MemoryQueue`, `queue_info_nce` — MoCo queue (He et al. 2020)
+- `MemoryQueue`, `queue_info_nce`, `QueueClipLoss` — MoCo queue (He et al. 2020); the symmetric CLIP-style module
 - `supcon` — supervised contrastive (Khosla et al. 2020)
 - `chunk_size=K` in `info_nce` / `siglip` — memory-efficient large batches (see `chunked`)
 """
@@ -18,7 +18,7 @@ from mmlab.losses.clip import ClipLoss, info_nce, pairwise_info_nce
 from mmlab.losses.clip_lite import clip_lite
 from mmlab.losses.negatives import debiased_info_nce, hard_negative_info_nce
 from mmlab.losses.output import MAX_LOGIT_SCALE, LossOutput
-from mmlab.losses.queue import MemoryQueue, queue_info_nce
+from mmlab.losses.queue import MemoryQueue, QueueClipLoss, queue_info_nce
 from mmlab.losses.siglip import SigLipLoss, siglip
 from mmlab.losses.supcon import supcon
 from mmlab.losses.symile import SymileLoss, multilinear_inner_product, symile
@@ -31,6 +31,6 @@ __all__ = [
     "symile", "SymileLoss", "multilinear_inner_product",
     "clip_lite",
     "debiased_info_nce", "hard_negative_info_nce",
-    "MemoryQueue", "queue_info_nce",
+    "MemoryQueue", "queue_info_nce", "QueueClipLoss",
     "supcon",
 ]

@@ -1,0 +1,223 @@
+"""QueueClipLoss: the symmetric CLIP loss with one FIFO queue of past keys per modality.
+
+Every value is checked against an independent float64 computation written with Python loops over
+pairs (no matrix products, no cross_entropy), on values and on gradients (a, b and logit_scale).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import mmlab.losses as L
+from mmlab.encoders import ContrastiveModel, MLPEncoder
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def ref_direction(q: torch.Tensor, k: torch.Tensor, negatives: torch.Tensor, tau: torch.Tensor,
+                  in_batch: bool, normalize: bool = True) -> torch.Tensor:
+    """−(1/B) Σ_i log( e^{q_i·k_i/τ} / (Σ_{j∈N_i} e^{q_i·k_j/τ} + Σ_q e^{q_i·n_q/τ}) ), by loops."""
+    if normalize:
+        q, k, negatives = _unit(q), _unit(k), _unit(negatives) if len(negatives) else negatives
+    total = q.new_zeros(())
+    for i in range(q.shape[0]):
+        pos = torch.exp(torch.dot(q[i], k[i]) / tau)
+        denominator = q.new_zeros(())
+        for j in (range(k.shape[0]) if in_batch else [i]):
+            denominator = denominator + torch.exp(torch.dot(q[i], k[j]) / tau)
+        for n in negatives:
+            denominator = denominator + torch.exp(torch.dot(q[i], n) / tau)
+        total = total - torch.log(pos / denominator)
+    return total / q.shape[0]
+
+
+def ref_loss(a, b, queue_a, queue_b, tau, in_batch, normalize=True):
+    return 0.5 * (ref_direction(a, b, queue_b, tau, in_batch, normalize)
+                  + ref_direction(b, a, queue_a, tau, in_batch, normalize))
+
+
+def _leaves(*shapes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(s, generator=g, dtype=torch.float64).requires_grad_(True) for s in shapes]
+
+
+@pytest.mark.parametrize("in_batch", [True, False])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_value_and_gradients_match_brute_force(in_batch, normalize):
+    g = torch.Generator().manual_seed(1)
+    old_a, old_b = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
+    if not normalize:  # the caller promises unit vectors
+        old_a, old_b = _unit(old_a), _unit(old_b)
+    loss = L.QueueClipLoss(4, 5, init_temperature=0.3, in_batch=in_batch, normalize=normalize).double()
+    loss.queue_a.enqueue(old_a)  # 6 keys into 5 slots: the last 5 are kept
+    loss.queue_b.enqueue(old_b)
+    a, b = _leaves((3, 4), (3, 4))
+    if not normalize:
+        a, b = (_unit(a.detach()).requires_grad_(True), _unit(b.detach()).requires_grad_(True))
+    out = loss(a, b)
+    ga, gb, gs = torch.autograd.grad(out.loss, (a, b, loss.logit_scale))
+
+    a2, b2 = a.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)
+    s2 = torch.tensor(math.log(1 / 0.3), dtype=torch.float64, requires_grad=True)
+    ref = ref_loss(a2, b2, old_a[1:], old_b[1:], torch.exp(-s2), in_batch, normalize)
+    ra, rb, rs = torch.autograd.grad(ref, (a2, b2, s2))
+    torch.testing.assert_close(out.loss, ref)
+    torch.testing.assert_close(ga, ra)
+    torch.testing.assert_close(gb, rb)
+    torch.testing.assert_close(gs, rs)
+    # the terms are the two directions, the logits those of a → b
+    torch.testing.assert_close(out.terms["a→b"], ref_direction(a2, b2, old_b[1:], torch.tensor(0.3, dtype=torch.float64), in_batch))
+    assert out.logits.shape == ((3, 3 + 5) if in_batch else (3, 1 + 5))
+    first = _unit(a.detach())[0] @ _unit(old_b[1:]).T / 0.3  # a_0 against the queued b keys
+    torch.testing.assert_close(out.logits[0, -5:], first)
+
+
+def test_empty_queue_with_in_batch_negatives_is_info_nce():
+    a, b = _leaves((5, 3), (5, 3), seed=2)
+    out = L.QueueClipLoss(3, 8, init_temperature=0.2, learnable=False).double()(a, b)
+    ref = L.info_nce(a, b, 0.2)
+    torch.testing.assert_close(out.loss, ref.loss)
+    torch.testing.assert_close(out.logits, ref.logits)
+    for x, y in zip(torch.autograd.grad(out.loss, (a, b)), torch.autograd.grad(ref.loss, (a, b))):
+        torch.testing.assert_close(x, y)
+
+
+def test_empty_queue_without_in_batch_negatives_is_zero_like_queue_info_nce():
+    a, b = _leaves((4, 3), (4, 3), seed=3)
+    out = L.QueueClipLoss(3, 8, in_batch=False).double()(a, b)
+    assert out.loss.item() == pytest.approx(0.0, abs=1e-12)  # log(e^x / e^x): nothing to contrast
+    torch.testing.assert_close(out.terms["a→b"], L.queue_info_nce(a, b, torch.zeros(0, 3, dtype=torch.float64)).loss)
+
+
+def test_queue_only_matches_queue_info_nce_in_both_directions():
+    a, b = _leaves((4, 3), (4, 3), seed=4)
+    qa, qb = torch.randn(6, 3, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+    loss = L.QueueClipLoss(3, 6, init_temperature=0.1, in_batch=False).double()
+    loss.queue_a.enqueue(qa)
+    loss.queue_b.enqueue(qb)
+    out = loss(a, b)
+    ref = 0.5 * (L.queue_info_nce(a, b, qb, 0.1).loss + L.queue_info_nce(b, a, qa, 0.1).loss)
+    torch.testing.assert_close(out.loss, ref)
+
+
+def test_queue_contents_after_steps_fifo_of_normalised_keys():
+    loss = L.QueueClipLoss(2, 5).double()
+    batches = [_leaves((2, 2), (2, 2), seed=s) for s in range(4)]
+    seen_a, seen_b = [], []
+    for step, (a, b) in enumerate(batches):
+        out = loss(a, b)
+        # the logits use only the keys queued BEFORE this batch (at most 5, the most recent)
+        filled = min(2 * step, 5)
+        assert out.logits.shape == (2, 2 + filled)
+        if filled:
+            expected = torch.sort((_unit(a.detach()) @ torch.stack(seen_b[-filled:]).T / 0.07), dim=1).values
+            torch.testing.assert_close(torch.sort(out.logits[:, 2:].detach(), dim=1).values, expected)
+        seen_a += list(_unit(a.detach()))
+        seen_b += list(_unit(b.detach()))
+        assert len(loss.queue_a) == len(loss.queue_b) == min(2 * (step + 1), 5)
+    # 8 keys went into 5 slots: the queue holds the 5 most recent, unit-norm, detached
+    as_set = lambda rows: {tuple(round(v, 9) for v in r.tolist()) for r in rows}  # noqa: E731
+    assert as_set(loss.queue_a.negatives) == as_set(seen_a[-5:])
+    assert as_set(loss.queue_b.negatives) == as_set(seen_b[-5:])
+    assert not loss.queue_a.queue.requires_grad and not loss.queue_b.queue.requires_grad
+    loss.reset()
+    assert len(loss.queue_a) == len(loss.queue_b) == 0
+
+
+def test_eval_mode_reads_but_does_not_enqueue():
+    loss = L.QueueClipLoss(3, 4).double()
+    a, b = _leaves((2, 3), (2, 3), seed=5)
+    loss(a, b)
+    before = {k: v.clone() for k, v in loss.state_dict().items()}
+    loss.eval()
+    c, d = _leaves((2, 3), (2, 3), seed=6)
+    out = loss(c, d)
+    assert out.logits.shape == (2, 2 + 2)  # it used the 2 queued keys
+    for k, v in loss.state_dict().items():
+        torch.testing.assert_close(v, before[k], msg=f"eval mode changed {k}")
+    loss.train()
+    loss(c, d)
+    assert len(loss.queue_a) == 4
+
+
+def test_backward_after_enqueue_without_normalize():
+    """The queue buffer is written in place after the loss; the loss must keep its own copy."""
+    loss = L.QueueClipLoss(3, 4, normalize=False).double()
+    loss.queue_b.enqueue(_unit(torch.randn(4, 3, dtype=torch.float64)))
+    loss.queue_a.enqueue(_unit(torch.randn(4, 3, dtype=torch.float64)))
+    a, b = _leaves((2, 3), (2, 3), seed=7)
+    out = loss(a, b)  # enqueues: overwrites two rows that the loss just used
+    out.loss.backward()
+    assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
+
+
+def test_state_dict_round_trip():
+    loss = L.QueueClipLoss(3, 6, init_temperature=0.2).double()
+    for s in range(3):
+        loss(*_leaves((2, 3), (2, 3), seed=10 + s))
+    with torch.no_grad():
+        loss.logit_scale.add_(0.3)
+    state = loss.state_dict()
+    assert {"logit_scale", "queue_a.queue", "queue_a.ptr", "queue_a.count", "queue_b.queue"} <= set(state)
+    fresh = L.QueueClipLoss(3, 6).double()
+    fresh.load_state_dict(state)
+    a, b = _leaves((2, 3), (2, 3), seed=20)
+    torch.testing.assert_close(fresh(a, b).loss, loss(a, b).loss)
+    for k, v in fresh.state_dict().items():  # both enqueued the same batch at the same position
+        torch.testing.assert_close(v, loss.state_dict()[k])
+
+
+def test_inside_contrastive_model_trains_and_enqueues_only_in_training():
+    torch.manual_seed(0)
+    enc = {"image": MLPEncoder(6, hidden=8, depth=1, out_dim=4), "audio": MLPEncoder(5, hidden=8, depth=1, out_dim=4)}
+    loss = L.QueueClipLoss(4, 8, init_temperature=0.1)
+    model = ContrastiveModel(enc, None, loss)
+    batch = {"image": torch.randn(3, 6), "audio": torch.randn(3, 5)}
+    out = model(batch)
+    out.loss.backward()
+    assert loss.logit_scale.grad is not None and len(loss.queue_a) == 3
+    z = model.encode(batch)
+    torch.testing.assert_close(loss.queue_a.negatives, z["image"].detach())  # the first modality's keys
+    torch.testing.assert_close(loss.queue_b.negatives, z["audio"].detach())
+    model.eval()
+    model(batch)
+    assert len(loss.queue_a) == 3
+    assert "loss.queue_a.queue" in model.state_dict()
+
+
+def test_half_precision_inputs_give_a_float32_loss():
+    loss = L.QueueClipLoss(4, 4)
+    a, b = torch.randn(3, 4).half(), torch.randn(3, 4).half()
+    loss(a, b)
+    out = loss(a, b)
+    assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="size"):
+        L.QueueClipLoss(4, 0)
+    with pytest.raises(ValueError, match="dim"):
+        L.QueueClipLoss(-1, 8)
+    with pytest.raises(TypeError, match="size"):
+        L.QueueClipLoss(4, 2.5)
+    with pytest.raises(ValueError, match="init_temperature"):
+        L.QueueClipLoss(4, 8, init_temperature=0.0)
+    with pytest.raises(TypeError, match="in_batch"):
+        L.QueueClipLoss(4, 8, in_batch="yes")
+    loss = L.QueueClipLoss(4, 8)
+    with pytest.raises(ValueError, match=r"`a`.*D = 4"):
+        loss(torch.randn(3, 5), torch.randn(3, 5))
+    with pytest.raises(ValueError, match="`a`"):
+        loss(torch.randn(3), torch.randn(3, 4))
+    with pytest.raises(ValueError, match="`b`"):
+        loss(torch.randn(3, 4), torch.randn(2, 4))
+    with pytest.raises(TypeError, match="`b`"):
+        loss(torch.randn(3, 4), torch.ones(3, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="`a`"):
+        loss(torch.full((3, 4), math.nan), torch.randn(3, 4))
+    assert len(loss.queue_a) == 0  # nothing was enqueued by the rejected calls
