@@ -479,6 +479,47 @@ def test_xor_samples_follow_joint():
         assert abs(counts[tuple(row)] / n - q) < 5 * sd
 
 
+@pytest.mark.parametrize("bits", [1, 2, 3, 4])
+@pytest.mark.parametrize("p", [0.0, 0.25, 0.6, 1.0])
+def test_xor_bayes_accuracy_brute_force(bits, p):
+    # independent brute force: enumerate (a, b, i), keep max_b p(a, b, c) for every (a, c)
+    m = 2 ** bits
+    joint = defaultdict(float)
+    for a, b in itertools.product(range(m), range(m)):
+        for i, pi in ((1, p), (0, 1 - p)):
+            joint[(a, b, (a ^ b) if i else a)] += pi / m / m
+    best = defaultdict(float)
+    for (a, b, c), q in joint.items():
+        best[(a, c)] = max(best[(a, c)], q)
+    assert D.bayes_accuracy(bits, p) == pytest.approx(sum(best.values()), abs=1e-12)
+    # the same optimum read from xor_joint's table, and the closed form 2^-bits + (1 - 2^-bits) p
+    codes, prob = D.xor_joint(bits, p)
+    from_joint = defaultdict(float)
+    for (a, _, c), q in zip(codes.tolist(), prob.tolist()):
+        from_joint[(a, c)] = max(from_joint[(a, c)], q)
+    assert D.bayes_accuracy(bits, p) == pytest.approx(sum(from_joint.values()), abs=1e-12)
+    assert D.bayes_accuracy(bits, p) == pytest.approx(1 / m + (m - 1) * p / m, abs=1e-12)
+
+
+def test_xor_bayes_accuracy_limits_and_errors():
+    for bits in (1, 3, 6):
+        assert D.bayes_accuracy(bits, 1.0) == 1.0
+        assert D.bayes_accuracy(bits, 0.0) == 2.0 ** -bits
+    assert D.bayes_accuracy(3, 0.5) == pytest.approx(1 / 8 + 7 / 16)
+    # the optimum is reached by the rule b = a XOR c on sampled data (up to sampling noise)
+    ds = D.load("xor", "test", bits=3, p=0.5, n=4000, seed=1)
+    a, c = (ds.modalities_data[k] for k in "ac")
+    hits = (D.bits_to_int((a + c) % 2) == ds.label).double().mean()
+    sd = math.sqrt(0.5625 * 0.4375 / 4000)
+    assert abs(float(hits) - D.bayes_accuracy(3, 0.5)) < 5 * sd
+    with pytest.raises(ValueError, match="`p`"):
+        D.bayes_accuracy(3, 1.5)
+    with pytest.raises(ValueError, match="`bits`"):
+        D.bayes_accuracy(0, 0.5)
+    with pytest.raises(TypeError, match="`bits`"):
+        D.bayes_accuracy(2.0, 0.5)
+
+
 # ---- previews -------------------------------------------------------------------------
 def test_previews(shapes_train):
     b = shapes_train.batch(torch.arange(6))

@@ -6,7 +6,8 @@ Every pair is independent: I(b; a) = I(b; c) = 0 (c is uniform and independent o
 p is), yet for p = 1 the triple is fully dependent, I(b; (a, c)) = bits · ln 2 nats, because
 b = a ⊕ c. Pairwise contrastive objectives (CLIP) see no signal here; a higher-order one
 (Symile) does. `xor_joint` enumerates the exact joint distribution and `mutual_information`
-computes MI from it, in nats, for tests and notebooks.
+computes MI from it, in nats, for tests and notebooks. `bayes_accuracy` is the best accuracy
+any predictor of b from (a, c) can reach, 2^-bits + (1 − 2^-bits)·p.
 """
 
 from __future__ import annotations
@@ -53,6 +54,30 @@ def xor_joint(bits: int = 3, p: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
             table[key] = table.get(key, 0.0) + pi / (m * m)
     codes = np.array(list(table), dtype=np.int64)
     return codes, np.array(list(table.values()), dtype=np.float64)
+
+
+def bayes_accuracy(bits: int = 3, p: float = 1.0) -> float:
+    """The Bayes-optimal accuracy of predicting b from (a, c) under `xor_joint(bits, p)`.
+
+    The best predictor picks `argmax_b p(a, b, c)` for every (a, c), so its accuracy is
+    `Σ_{(a, c)} max_b p(a, b, c)`. With m = 2^bits: if c ≠ a, only b = a ⊕ c is possible
+    (p(a, b, c) = p/m²; m(m − 1) such (a, c)); if c = a, b = 0 has 1/m² (i = 1 gives a ⊕ 0 = a,
+    i = 0 gives c = a) and every other b has (1 − p)/m². Summing,
+
+        bayes_accuracy = (m − 1)·p/m + 1/m = 2^-bits + (1 − 2^-bits)·p,
+
+    from chance 2^-bits at p = 0 to 1 at p = 1 (1/8 + 7p/8 for 3 bits).
+
+    Args:
+        bits: width of each bit vector, an int ≥ 1.
+        p: P(c = a ⊕ b), in [0, 1].
+    Returns:
+        The accuracy as a Python float in [2^-bits, 1].
+    """
+    check_int("bits", bits)
+    check_probability("p", p)
+    chance = 2.0 ** -bits
+    return chance + (1.0 - chance) * float(p)
 
 
 def mutual_information(prob: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:

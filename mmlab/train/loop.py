@@ -1,9 +1,9 @@
-"""The training loop: `fit`, its `History`, callbacks and exact resume from checkpoints.
+"""The training loop `fit`: one loop for every model in the course, with exact resume.
 
-One loop for every model in the course. Each step: forward under autocast, loss, (optional)
-finite check, backward, optional gradient clipping, optimizer step, then the temperature clamp
-of CLIP (Radford et al., 2021): a learnable `logit_scale = log(1/τ)` is clamped to
-`MAX_LOGIT_SCALE = log(100)` (τ ≥ 0.01) after every optimizer step. τ itself is what is logged.
+Each step: forward under autocast, loss, (optional) finite check, backward, optional gradient
+clipping, optimizer step, then the temperature clamp of CLIP (Radford et al., 2021): a learnable
+`logit_scale = log(1/τ)` is clamped to `MAX_LOGIT_SCALE = log(100)` (τ ≥ 0.01) after every
+optimizer step. τ itself is what is logged.
 
 Data order is a function of (seed, epoch) only, and the model, optimizer, loss and RNG states
 go into the checkpoint, so a run that is interrupted and resumed produces the same history,
@@ -13,13 +13,11 @@ bit for bit on CPU, as one that never stopped. Checkpoints live in `mmlab.checkp
 from __future__ import annotations
 
 import contextlib
-import copy
 import itertools
 import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +25,10 @@ import torch
 from torch import Tensor, nn
 
 from mmlab import _checks
-from mmlab.checkpoint import (CheckpointError, capture_rng, load_checkpoint, load_or_train, restore_rng,
-                              save_checkpoint)
+from mmlab.checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from mmlab.train.callbacks import Callback, _overrides
+from mmlab.train.evaluate import _is_dataset, move_to, retrieval_eval
+from mmlab.train.history import History, TrainState
 from mmlab.utils import get_device, seed_everything
 
 try:  # the constant lives with the losses; same value if that module is unavailable
@@ -36,247 +36,11 @@ try:  # the constant lives with the losses; same value if that module is unavail
 except ImportError:  # pragma: no cover
     MAX_LOGIT_SCALE = math.log(100)
 
-__all__ = ["fit", "History", "Callback", "TrainState", "LivePlot", "retrieval_eval", "move_to",
-           "save_checkpoint", "load_checkpoint", "load_or_train", "CheckpointError", "MAX_LOGIT_SCALE"]
+__all__ = ["fit", "PRECISIONS", "OPTIMIZERS"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 _FLUSH_EVERY = 25  # steps between reads of the logged loss when check_finite=False (one sync each)
-
-
-def move_to(batch: Any, device: torch.device | str) -> Any:
-    """Move every tensor inside a batch (dicts, nested dicts, lists, tuples) to `device`.
-
-    Strings and other objects are returned untouched (`"text"` stays a `list[str]`).
-
-    Args:
-        batch: a batch dict or any nesting of containers and tensors.
-        device: the target device.
-    Returns:
-        The same structure with tensors on `device`.
-    """
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: move_to(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)) and any(isinstance(v, (Tensor, Mapping, list, tuple)) for v in batch):
-        return type(batch)(move_to(v, device) for v in batch)
-    return batch
-
-
-@dataclass
-class History:
-    """What `fit` logged: one entry per optimizer step, plus the evaluations.
-
-    Attributes:
-        step: global step numbers, 1-based (step k = after the k-th optimizer step).
-        epoch: the epoch (0-based) of each step.
-        loss: the training loss of each step's batch, as a float.
-        temperature: τ at each step (after the clamp), or None if the model has none.
-        terms: the loss's named parts per step (e.g. {"a→b": ..., "b→a": ...}).
-        evals: one dict per evaluation: {"step": k, <metric>: value, ...}.
-        seconds: wall-clock seconds spent training (summed over resumed sessions; not compared
-            by `==`, so two runs with equal logs compare equal).
-    """
-
-    step: list[int] = field(default_factory=list)
-    epoch: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    temperature: list[float | None] = field(default_factory=list)
-    terms: list[dict[str, float]] = field(default_factory=list)
-    evals: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = field(default=0.0, compare=False)
-
-    def __len__(self) -> int:
-        return len(self.step)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict (lists, dicts, floats) for checkpoints and JSON."""
-        return {"step": list(self.step), "epoch": list(self.epoch), "loss": list(self.loss),
-                "temperature": list(self.temperature), "terms": copy.deepcopy(self.terms),
-                "evals": copy.deepcopy(self.evals), "seconds": float(self.seconds)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> History:
-        """Rebuild a History from `to_dict()` output."""
-        if not isinstance(d, Mapping):
-            raise TypeError(f"`d` must be a dict from History.to_dict(), got {type(d).__name__}.")
-        keys = ("step", "epoch", "loss", "temperature", "terms", "evals")
-        missing = [k for k in keys if k not in d]
-        if missing:
-            raise ValueError(f"`d` is missing History fields {missing}; it has {sorted(d)}.")
-        return cls(**{k: copy.deepcopy(list(d[k])) for k in keys}, seconds=float(d.get("seconds", 0.0)))
-
-    def as_frame(self, evals: bool = False):
-        """A pandas DataFrame: one row per step (columns step, epoch, loss, temperature and one per
-        loss term), or, with `evals=True`, one row per evaluation."""
-        import pandas as pd
-
-        if evals:
-            return pd.DataFrame(self.evals)
-        frame = pd.DataFrame({"step": self.step, "epoch": self.epoch, "loss": self.loss,
-                              "temperature": [math.nan if t is None else t for t in self.temperature]})
-        terms = pd.DataFrame(self.terms, index=frame.index) if self.terms else None
-        return frame if terms is None or terms.empty else pd.concat([frame, terms], axis=1)
-
-
-@dataclass
-class TrainState:
-    """What a callback sees. Set `stop = True` in a callback to end training after this step."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    history: History
-    step: int = 0
-    epoch: int = 0
-    loss: float | None = None
-    temperature: float | None = None
-    lr: float = 0.0
-    metrics: dict[str, float] | None = None
-    stop: bool = False
-
-
-class Callback:
-    """Base class for `fit` callbacks; override any of `on_step`, `on_eval`, `on_end`.
-
-    `state.history` is up to date when a callback runs (a callback with `on_step` therefore reads
-    the loss every step: one device sync per step on a GPU).
-    """
-
-    def on_step(self, state: TrainState) -> None:  # noqa: D102
-        pass
-
-    def on_eval(self, state: TrainState) -> None:  # noqa: D102
-        pass
-
-    def on_end(self, state: TrainState) -> None:  # noqa: D102
-        pass
-
-
-def _overrides(cb: Any, name: str) -> bool:
-    fn = getattr(type(cb), name, None)
-    return callable(fn) and fn is not getattr(Callback, name)
-
-
-class LivePlot(Callback):
-    """Loss and τ against steps in a plotly figure, redrawn every `every` steps while training.
-
-    Uses a `plotly.graph_objects.FigureWidget` when anywidget is installed, otherwise a plain
-    figure redrawn in place through an IPython display handle. Outside a notebook it only keeps
-    `self.figure` up to date (nothing is printed).
-
-    Args:
-        every: redraw every this many steps (drawing costs a few ms; keep it ≥ 10).
-        display: show the figure in the notebook when training starts.
-        title: the figure title.
-    """
-
-    def __init__(self, every: int = 10, display: bool = True, title: str = "Training") -> None:
-        from plotly.subplots import make_subplots
-
-        self.every = _checks.check_int("every", every)
-        self.display = bool(display)
-        fig = make_subplots(specs=[[{"secondary_y": True}]])
-        fig.add_scatter(x=[], y=[], name="loss", mode="lines", secondary_y=False)
-        fig.add_scatter(x=[], y=[], name="temperature τ", mode="lines", secondary_y=True)
-        fig.update_layout(title=title, height=320, margin=dict(l=60, r=60, t=50, b=40))
-        fig.update_xaxes(title_text="step")
-        fig.update_yaxes(title_text="training loss (nats)", secondary_y=False)
-        fig.update_yaxes(title_text="temperature τ", secondary_y=True)
-        try:
-            import plotly.graph_objects as go
-            fig = go.FigureWidget(fig)
-            self.is_widget = True
-        except Exception:  # noqa: BLE001 - FigureWidget needs anywidget; fall back to a static figure
-            self.is_widget = False
-        self.figure = fig
-        self._handle: Any = None
-
-    def _show(self) -> None:
-        if self._handle is not None or not self.display:
-            return
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-        except ImportError:
-            return
-        if get_ipython() is not None:
-            self._handle = display(self.figure, display_id=True)
-
-    def update(self, history: History) -> None:
-        """Copy `history` into the figure and redraw."""
-        taus = [math.nan if t is None else t for t in history.temperature]
-        with self.figure.batch_update() if self.is_widget else contextlib.nullcontext():
-            self.figure.data[0].x, self.figure.data[0].y = list(history.step), list(history.loss)
-            self.figure.data[1].x, self.figure.data[1].y = list(history.step), taus
-        self._show()
-        if self._handle is not None and not self.is_widget:
-            self._handle.update(self.figure)
-
-    def on_step(self, state: TrainState) -> None:  # noqa: D102
-        if state.step % self.every == 0:
-            self.update(state.history)
-
-    def on_end(self, state: TrainState) -> None:  # noqa: D102
-        self.update(state.history)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(itertools.chain(model.parameters(), model.buffers()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def _is_dataset(data: Any) -> bool:
-    """A `mmlab.data.MultimodalDataset` (or anything with its `.to` / `.batches` interface)."""
-    return callable(getattr(data, "batches", None)) and callable(getattr(data, "to", None))
-
-
-def retrieval_eval(model: nn.Module, data: Any, *, batch_size: int = 256) -> dict[str, float]:
-    """Default `eval_fn`: embed the whole eval set with `model.encode` and score it.
-
-    For every pair of modalities (m1, m2): R@1 in both directions (with MRR and median rank, from
-    `mmlab.metrics.retrieval_report`) and the modality gap (Liang et al., 2022); for every modality
-    the uniformity (Wang & Isola, 2020). The model is put in eval mode and restored afterwards.
-
-    Args:
-        model: a module with `encode(batch) -> dict[str, Tensor]` of (B, D) embeddings.
-        data: a MultimodalDataset, one batch dict, or an iterable of batch dicts.
-        batch_size: rows per forward pass when `data` is a dataset.
-    Returns:
-        A flat dict of floats, e.g. {"image→text R@1": 0.8, ..., "gap image-text": 0.3,
-        "uniformity image": -2.1}.
-    """
-    from mmlab.metrics import modality_gap, retrieval_report, uniformity
-
-    if not callable(getattr(model, "encode", None)):
-        raise TypeError(f"retrieval_eval needs `model.encode(batch) -> dict[str, Tensor]`; "
-                        f"{type(model).__name__} has no `encode`. Pass your own `eval_fn`.")
-    if data is None:
-        raise ValueError("`eval_data` is None; pass the evaluation dataset.")
-    if _is_dataset(data):
-        batches: Iterable[Any] = data.batches(batch_size, shuffle=False)
-    elif isinstance(data, Mapping):
-        batches = [data]
-    else:
-        batches = data
-    device, was_training = _model_device(model), model.training
-    parts: dict[str, list[Tensor]] = {}
-    model.eval()
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                for m, z in model.encode(move_to(batch, device)).items():
-                    parts.setdefault(m, []).append(z.float())
-    finally:
-        model.train(was_training)
-    emb = {m: torch.cat(zs) for m, zs in parts.items()}  # each (N, D)
-    report: dict[str, float] = {}
-    for m1, m2 in itertools.combinations(emb, 2):
-        report.update(retrieval_report(emb[m1], emb[m2], ks=(1,), names=(m1, m2)))
-        report[f"gap {m1}-{m2}"] = float(modality_gap(emb[m1], emb[m2]))
-    for m, z in emb.items():
-        report[f"uniformity {m}"] = float(uniformity(z))
-    return report
 
 
 def _temperature(objs: Sequence[Any]) -> Tensor | float | None:
@@ -397,8 +161,8 @@ def _validate(model, train_data, loss, epochs, steps, batch_size, lr, weight_dec
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"`seed` must be an int, got {type(seed).__name__}.")
     for i, cb in enumerate(callbacks):
-        if not any(callable(getattr(cb, n, None)) for n in ("on_step", "on_eval", "on_end")):
-            raise TypeError(f"`callbacks[{i}]` ({type(cb).__name__}) has none of on_step/on_eval/on_end; "
+        if not any(callable(getattr(cb, n, None)) for n in ("on_start", "on_step", "on_eval", "on_end")):
+            raise TypeError(f"`callbacks[{i}]` ({type(cb).__name__}) has none of on_start/on_step/on_eval/on_end; "
                             "subclass mmlab.train.Callback.")
     if eval_fn is not None and not callable(eval_fn):
         raise TypeError(f"`eval_fn` must be callable eval_fn(model, eval_data) -> dict, got {type(eval_fn).__name__}.")
@@ -439,7 +203,7 @@ def fit(model: nn.Module, train_data: Any, *, loss: Callable[[nn.Module, Any], A
         optimizer: "adamw", "adam" or "sgd" (momentum 0.9).
         device: "auto" (`mmlab.get_device()`) or a device.
         precision: "auto" (bf16 autocast on CUDA, fp32 elsewhere), "fp32" or "bf16".
-        callbacks: objects with optional on_step/on_eval/on_end(state) (see `Callback`).
+        callbacks: objects with optional on_start/on_step/on_eval/on_end(state) (see `Callback`).
         seed: seeds torch at the start and fixes the data order of every epoch.
         eval_data: evaluation data for `eval_fn` (default `retrieval_eval`).
         eval_fn: `eval_fn(model, eval_data) -> dict[str, float]`, run every `eval_every` steps and
@@ -555,6 +319,9 @@ def fit(model: nn.Module, train_data: Any, *, loss: Callable[[nn.Module, Any], A
     seconds0, t0 = history.seconds, time.perf_counter()
     start_step, phase, rng_before = step, "done", None
     model.train()
+    for cb in callbacks:
+        if callable(getattr(cb, "on_start", None)):
+            cb.on_start(state)
     try:
         while (steps is None or step < steps) and (epochs is None or epoch < epochs) and not state.stop:
             if gen_state is None:
@@ -637,3 +404,4 @@ def fit(model: nn.Module, train_data: Any, *, loss: Callable[[nn.Module, Any], A
         if callable(getattr(cb, "on_end", None)):
             cb.on_end(state)
     return history
+

@@ -1,0 +1,61 @@
+"""Classification accuracy from logits or scores: top-1 and top-k.
+
+The standard read-out of a classifier (and of zero-shot or retrieval scoring over a fixed set of
+candidates): predict `ŷ_i = argmax_c s_ic` and count hits. Top-k accuracy (as reported for
+ImageNet since Krizhevsky, Sutskever & Hinton, 2012) counts a hit when the true class is among
+the k highest-scoring classes.
+
+Tie rule: classes are ordered by score, and equal scores by class id (lowest first), as a stable
+descending sort would order them. So top-1 is `torch.argmax` (the first maximal class), and
+
+    hit_i(k) = [ #{c : s_ic > s_iy} + #{c < y : s_ic = s_iy} < k ],   y = labels_i,
+
+    accuracy@k = mean_i hit_i(k)   ∈ [0, 1].
+
+Accuracy is an evaluation number: it runs without grad and returns a Python float.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mmlab._checks import check_class_ids, check_finite_if_cheap, check_int, check_tensor
+
+__all__ = ["accuracy"]
+
+
+@torch.no_grad()
+def accuracy(scores: Tensor, labels: Tensor, *, k: int = 1) -> float:
+    """Top-k accuracy `mean_i [true class among the k best-scoring classes]` (top-1 = argmax).
+
+    Ties between classes go to the lowest class id (see the module docstring), so `k=1` agrees
+    with `scores.argmax(1) == labels`. k larger than the number of classes is allowed and gives 1.0.
+
+    Args:
+        scores: (N, C) float logits, probabilities or similarity scores, one row per sample.
+        labels: (N,) integer class ids in [0, C).
+        k: how many top classes count as a hit, an int ≥ 1.
+    Returns:
+        The accuracy as a Python float in [0, 1].
+    """
+    check_tensor("scores", scores, ndim=2, what="of shape (N, C): one row of class scores per sample")
+    if scores.shape[1] == 0:
+        raise ValueError(f"`scores` has shape {tuple(scores.shape)}: no classes; pass (N, C) with C ≥ 1.")
+    check_class_ids("labels", labels, scores.shape[0], "scores")
+    check_int("k", k, minimum=1)
+    n_classes = scores.shape[1]
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= n_classes:
+        raise ValueError(f"`labels` must hold class ids in [0, {n_classes}) to index the {n_classes} columns of "
+                         f"`scores`; got values in [{lo}, {hi}].")
+    check_finite_if_cheap("scores", scores)
+    y = labels.to(scores.device)  # (N,)
+    if k == 1:
+        hits = scores.argmax(dim=1) == y  # (N,)
+    else:
+        true = scores.gather(1, y[:, None])  # (N, 1) the true class's score
+        ids = torch.arange(n_classes, device=scores.device)  # (C,)
+        ahead = (scores > true) | ((scores == true) & (ids[None, :] < y[:, None]))  # (N, C)
+        hits = ahead.sum(dim=1) < k  # (N,)
+    return float(hits.double().mean())

@@ -1,0 +1,26 @@
+"""Training: the `fit` loop, its `History`, callbacks, evaluation and checkpoints.
+
+One loop for every model in the course (Radford et al., 2021, CLIP: a learnable
+`logit_scale = log(1/τ)` is clamped to `MAX_LOGIT_SCALE = log(100)` after every optimizer step).
+Runs that are interrupted and resumed from a checkpoint give the same history, bit for bit on CPU.
+
+- `loop`: `fit(model, data, steps=...)` → `History`.
+- `history`: `History` (per-step loss, τ, loss terms, evaluations) and `TrainState` (what callbacks see).
+- `callbacks`: `Callback` (on_start / on_step / on_eval / on_end), `LivePlot` (loss and τ while
+  training), `EmbeddingSnapshots` (embeddings of a fixed batch and the modality gap every k steps).
+- `evaluate`: `retrieval_eval` (fit's default `eval_fn`: R@1, modality gap, uniformity) and `move_to`.
+- re-exported from `mmlab.checkpoint`: `save_checkpoint`, `load_checkpoint`, `load_or_train`,
+  `CheckpointError`.
+"""
+
+from __future__ import annotations
+
+from mmlab.checkpoint import CheckpointError, load_checkpoint, load_or_train, save_checkpoint
+from mmlab.train.callbacks import Callback, EmbeddingSnapshots, LivePlot
+from mmlab.train.evaluate import move_to, retrieval_eval
+from mmlab.train.history import History, TrainState
+from mmlab.train.loop import MAX_LOGIT_SCALE, OPTIMIZERS, PRECISIONS, fit
+
+__all__ = ["fit", "History", "Callback", "TrainState", "LivePlot", "EmbeddingSnapshots", "retrieval_eval",
+           "move_to", "save_checkpoint", "load_checkpoint", "load_or_train", "CheckpointError",
+           "MAX_LOGIT_SCALE", "PRECISIONS", "OPTIMIZERS"]
