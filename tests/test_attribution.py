@@ -15,12 +15,14 @@ from mmlab.attribution import (
     Attribution,
     attention_rollout,
     attribution_in_box,
+    attribution_in_span,
     box_share,
     gradient_attention,
     integrated_gradients,
     randomize_weights,
     rank_correlation,
     similarity_attribution,
+    span_share,
     upsample_to_image,
 )
 from mmlab.viz.overlays import image_overlay, spectrogram_overlay, token_figure, token_overlay
@@ -473,6 +475,77 @@ def test_attribution_in_box_extremes_and_uniform() -> None:
     assert math.isnan(attribution_in_box(-torch.ones(4, 4), bbox))
     with pytest.raises(ValueError, match="bbox"):
         attribution_in_box(inside, (5, 5, 1, 1))
+
+
+def brute_in_span(scores: Tensor, start: float, end: float, hop: float, fine: int = 1000) -> tuple[float, float]:
+    """(in-span fraction, span share) by super-sampling each frame's cell [(k-½)hop, (k+½)hop) at
+    `fine` points and counting the points inside [start, end), with plain Python loops."""
+    s = scores.detach().double()
+    per_frame = [float(v) for v in (s.clamp(min=0) if s.ndim == 1 else s.clamp(min=0).sum(0))]
+    inside_mass, covered = 0.0, 0.0
+    for k, mass in enumerate(per_frame):
+        hits = sum(1 for q in range(fine) if start <= (k - 0.5 + (q + 0.5) / fine) * hop < end)
+        inside_mass += mass * hits / fine
+        covered += hits / fine
+    total = sum(per_frame)
+    return (inside_mass / total if total > 0 else math.nan), covered / len(per_frame)
+
+
+@pytest.mark.parametrize("start,end,hop", [(0.05, 0.23, 0.01), (0.0, 0.5, 0.02), (0.123, 0.1234, 0.01),
+                                           (-1.0, 0.031, 0.01), (0.2, 9.0, 0.01), (0.3, 0.3, 0.01)])
+def test_attribution_in_span_matches_brute_force(start: float, end: float, hop: float) -> None:
+    torch.manual_seed(0)
+    frames = torch.rand(30, dtype=DT) - 0.3  # (frames,) with negative entries that must not count
+    spec_map = torch.randn(6, 30, dtype=DT)  # (mels, frames): the positive part is taken per cell
+    for scores in (frames, spec_map):
+        expected, share = brute_in_span(scores, start, end, hop)
+        assert attribution_in_span(scores, start, end, hop_seconds=hop) == pytest.approx(expected, abs=2e-3)
+        assert span_share(start, end, 30, hop_seconds=hop) == pytest.approx(share, abs=2e-3)
+
+
+def test_attribution_in_span_extremes_uniform_and_per_cell_positive_part() -> None:
+    hop = 0.01
+    inside = torch.zeros(40, dtype=DT)
+    inside[10:20] = torch.rand(10, dtype=DT) + 0.1  # frames 10..19, cells [0.095, 0.195)
+    assert attribution_in_span(inside, 0.095, 0.195) == pytest.approx(1.0)
+    assert attribution_in_span(inside, 0.195, 0.4) == pytest.approx(0.0)
+    outside = torch.rand(40, dtype=DT) + 0.1
+    outside[10:20] = -5.0  # negative mass inside does not count
+    assert attribution_in_span(outside, 0.095, 0.195) == pytest.approx(0.0)
+    # a uniform map scores the span's share; the whole clip is [-hop/2, (frames - 1/2)·hop)
+    assert attribution_in_span(torch.ones(40), 0.1, 0.25) == pytest.approx(span_share(0.1, 0.25, 40))
+    assert span_share(0.1, 0.25, 40) == pytest.approx(0.15 / 0.40)
+    assert span_share(-0.005, 0.395, 40, hop_seconds=hop) == pytest.approx(1.0)
+    assert span_share(0.2, 0.2, 40) == 0.0 and span_share(5.0, 6.0, 40) == 0.0
+    # (mels, frames): the positive part is per cell, so a cell's negative value does not cancel another's
+    m = torch.zeros(2, 40, dtype=DT)
+    m[0, 15], m[1, 15], m[0, 30] = 2.0, -2.0, 1.0
+    assert attribution_in_span(m, 0.145, 0.155) == pytest.approx(2.0 / 3.0)
+    assert math.isnan(attribution_in_span(-torch.ones(40), 0.1, 0.2))
+    # tensors from the dataset (offset_s[i], duration_s[i]) are accepted as span ends
+    assert attribution_in_span(inside, torch.tensor(0.095), torch.tensor([0.195])) == pytest.approx(1.0)
+
+
+def test_attribution_in_span_rejects_bad_input() -> None:
+    scores = torch.rand(20)
+    with pytest.raises(ValueError, match="`end_s` must be ≥ `start_s`"):
+        attribution_in_span(scores, 0.2, 0.1)
+    with pytest.raises(TypeError, match="`start_s`"):
+        attribution_in_span(scores, "0.1", 0.2)
+    with pytest.raises(ValueError, match="`end_s`.*finite"):
+        span_share(0.1, math.inf, 20)
+    with pytest.raises(ValueError, match="`start_s`.*single"):
+        attribution_in_span(scores, torch.tensor([0.1, 0.2]), 0.3)
+    with pytest.raises(ValueError, match="`hop_seconds`"):
+        attribution_in_span(scores, 0.1, 0.2, hop_seconds=0.0)
+    with pytest.raises(ValueError, match="`frame_scores` must be"):
+        attribution_in_span(torch.rand(2, 3, 4), 0.1, 0.2)
+    with pytest.raises(TypeError, match="`frame_scores` must have a floating dtype"):
+        attribution_in_span(torch.arange(5), 0.1, 0.2)
+    with pytest.raises(ValueError, match="`frame_scores`.*1 NaN"):
+        attribution_in_span(scores.masked_fill(torch.arange(20) == 4, math.nan), 0.1, 0.2)
+    with pytest.raises(ValueError, match="`n_frames`"):
+        span_share(0.1, 0.2, 0)
 
 
 def test_upsample_to_image_nearest_keeps_patch_values() -> None:
