@@ -6,6 +6,7 @@ mmlab; nothing imports viz.
 """
 
 from mmlab.viz.audio_attribution import frame_attribution_figure
+from mmlab.viz.browser import figure_browser
 from mmlab.viz.curves import bar_chart, line_chart, training_curves
 from mmlab.viz.embeddings import plot_embeddings, trajectory_figure
 from mmlab.viz.geometry import modality_gap_figure, similarity_heatmap, top1_hits
@@ -23,4 +24,4 @@ __all__ = ["setup_notebook", "figure_html", "Reducer", "reduce", "cache_info", "
            "plot_embeddings", "trajectory_figure", "modality_gap_figure", "similarity_heatmap", "top1_hits",
            "temperature_stats", "temperature_explorer", "TemperatureExplorer", "retrieval_app", "RetrievalApp",
            "encode_dataset", "training_curves", "bar_chart", "line_chart",
-           "image_overlay", "spectrogram_overlay", "token_overlay", "frame_attribution_figure"]
+           "image_overlay", "spectrogram_overlay", "token_overlay", "frame_attribution_figure", "figure_browser"]
