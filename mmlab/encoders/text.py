@@ -195,6 +195,12 @@ class TextTransformer(nn.Module):
                 raise ValueError(f"token ids have length {ids.shape[1]} > max_len={self.max_len}; encode with "
                                  f"tokenizer.encode(texts, max_len={self.max_len}).")
             mask = ids != PAD if mask is None else mask.to(device=ids.device, dtype=torch.bool)
+            if values_are_cheap(mask) and mask.shape[1] > 1:
+                # ids padded for a whole dataset (`pretokenize`): drop the columns that are padding in
+                # every row of this batch (exact: padded keys are masked). Not on a GPU or while
+                # compiling, where the fixed shape is worth more than the shorter sequence.
+                length = int(mask.any(dim=0).nonzero().max()) + 1 if bool(mask.any()) else 1
+                ids, mask = ids[:, :length], mask[:, :length]
             return ids, mask
         ids, mask = self.tokenizer.encode(x, max_len=self.max_len)
         device = self.token_embedding.weight.device
