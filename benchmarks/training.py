@@ -75,14 +75,14 @@ def measure_throughput(dataset: str, text: str, *, device: str, precision: str =
         device: "cpu" or "cuda".
         precision: "fp32" or "bf16" (autocast).
         compile_model: wrap the model in `torch.compile` (first steps timed as compile time).
-        quick: batch 32, 2 timed steps (full: batch 128, 1 warm-up and 5 timed steps; compiled: 3
+        quick: batch 32, 2 timed steps (full: batch 128, 2 warm-up and 20 timed steps; compiled: 3
             warm-up steps, so that a re-trace after the first step counts as compile time).
         strings: keep the texts as Python strings (tokenised inside the encoder at every step).
     Returns:
         A row: samples/s, ms per step, data fraction, and (compiled) compile seconds.
     """
     torch.manual_seed(0)
-    batch_size, warmup, steps = (32, 1, 2) if quick else (128, 3 if compile_model else 1, 5)
+    batch_size, warmup, steps = (32, 1, 2) if quick else (128, 3 if compile_model else 2, 20)
     ds = _dataset(dataset, quick)
     model = build_model(ds, text).to(device)
     if not strings:
