@@ -21,7 +21,7 @@ import mmlab.data as D
 from mmlab.data import digits as digits_mod
 from mmlab.data import shapes as shapes_mod
 from mmlab.data.speech import VOICES, compose_phrases
-from mmlab.data.words import COLOURS, COLS, DIGIT_WORDS, ROWS, SHAPES, SIZES, VOCABULARY, WORD_ID
+from mmlab.data.words import COLOURS, COLS, DIGIT_WORDS, ROWS, SHAPES, SIZES, VOCABULARY
 
 N = 24
 

@@ -114,7 +114,6 @@ class LivePlot(Callback):
         self.update(state.history)
 
 
-
 def _as_batch(batch: Any) -> Mapping[str, Any]:
     """A batch dict, or every row of a dataset (anything with `.batch(idx)` and `len`) as one."""
     if isinstance(batch, Mapping):
