@@ -61,8 +61,10 @@ def check_paired(names: Iterable[str], xs: Iterable[Any]) -> list[Tensor]:
     return xs
 
 
-def check_class_ids(name: str, labels: Any, n: int, of: str) -> Tensor:
-    """Check a 1-D integer tensor of class ids with one label per row of the tensor named `of`."""
+def check_class_ids(name: str, labels: Any, n: int, of: str, *, n_classes: int | None = None,
+                    classes_in: str = "") -> Tensor:
+    """Check a 1-D integer tensor of class ids with one label per row of the tensor named `of`;
+    with `n_classes`, also that every id is in [0, n_classes) (`classes_in` names what they index)."""
     if not isinstance(labels, Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor of integer class ids, got {type(labels).__name__}.")
     if labels.ndim != 1:
@@ -73,6 +75,11 @@ def check_class_ids(name: str, labels: Any, n: int, of: str) -> Tensor:
     if labels.shape[0] != n:
         raise ValueError(f"`{name}` has {labels.shape[0]} labels but `{of}` has {n} rows; "
                          "pass one label per row.")
+    if n_classes is not None and labels.numel():
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= n_classes:
+            raise ValueError(f"`{name}` must hold class ids in [0, {n_classes}) to index the {classes_in}; "
+                             f"got values in [{lo}, {hi}].")
     return labels
 
 

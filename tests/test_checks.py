@@ -56,3 +56,21 @@ def test_values_are_cheap_on_the_cpu_only_outside_compile():
 
     torch.compile(f, backend="eager")(x)  # traced: reading values would break the graph
     assert seen and seen[0] is False
+
+
+def test_class_id_range_names_the_values_and_what_they_index():
+    from mmlab._checks import check_class_ids
+    from mmlab.metrics import zero_shot_accuracy
+
+    y = torch.tensor([0, 2, 5])
+    assert check_class_ids("y", y, 3, "x", n_classes=6, classes_in="6 rows") is y
+    with pytest.raises(ValueError, match=r"class ids in \[0, 5\) to index the 5 rows; got values in \[0, 5\]"):
+        check_class_ids("y", y, 3, "x", n_classes=5, classes_in="5 rows")
+    x, e = torch.randn(3, 4), torch.randn(4, 4)
+    with pytest.raises(ValueError, match=r"4 rows of `class_embeddings`; got values in \[0, 5\]"):
+        zero_shot_accuracy(x, e, y)
+    # zero-shot accuracy is top-1 accuracy of the cosine scores, checked by a loop
+    y_ok = torch.tensor([0, 3, 1])
+    cos = torch.nn.functional.normalize(x, dim=-1) @ torch.nn.functional.normalize(e, dim=-1).T
+    expected = sum(int(cos[i].argmax()) == int(y_ok[i]) for i in range(3)) / 3
+    assert zero_shot_accuracy(x, e, y_ok) == pytest.approx(expected)

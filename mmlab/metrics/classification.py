@@ -42,13 +42,10 @@ def accuracy(scores: Tensor, labels: Tensor, *, k: int = 1) -> float:
     check_tensor("scores", scores, ndim=2, what="of shape (N, C): one row of class scores per sample")
     if scores.shape[1] == 0:
         raise ValueError(f"`scores` has shape {tuple(scores.shape)}: no classes; pass (N, C) with C ≥ 1.")
-    check_class_ids("labels", labels, scores.shape[0], "scores")
-    check_int("k", k, minimum=1)
     n_classes = scores.shape[1]
-    lo, hi = int(labels.min()), int(labels.max())
-    if lo < 0 or hi >= n_classes:
-        raise ValueError(f"`labels` must hold class ids in [0, {n_classes}) to index the {n_classes} columns of "
-                         f"`scores`; got values in [{lo}, {hi}].")
+    check_class_ids("labels", labels, scores.shape[0], "scores", n_classes=n_classes,
+                    classes_in=f"{n_classes} columns of `scores`")
+    check_int("k", k, minimum=1)
     check_finite_if_cheap("scores", scores)
     y = labels.to(scores.device)  # (N,)
     if k == 1:

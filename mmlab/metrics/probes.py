@@ -18,6 +18,7 @@ from torch import Tensor
 
 from mmlab._checks import (check_class_ids, check_embeddings, check_finite, check_finite_if_cheap, check_int,
                            check_positive)
+from mmlab.metrics.classification import accuracy
 
 __all__ = ["linear_probe", "zero_shot_accuracy"]
 
@@ -87,16 +88,11 @@ def zero_shot_accuracy(x: Tensor, class_embeddings: Tensor, y: Tensor) -> float:
     if x.shape[1] != class_embeddings.shape[1]:
         raise ValueError(f"`x` {tuple(x.shape)} and `class_embeddings` {tuple(class_embeddings.shape)} "
                          "must have the same embedding width D (dim 1).")
-    check_class_ids("y", y, x.shape[0], "x")
     n_classes = class_embeddings.shape[0]
-    lo, hi = int(y.min()), int(y.max())
-    if lo < 0 or hi >= n_classes:
-        raise ValueError(f"`y` must hold class ids in [0, {n_classes}) to index the {n_classes} rows of "
-                         f"`class_embeddings`; got values in [{lo}, {hi}].")
+    check_class_ids("y", y, x.shape[0], "x", n_classes=n_classes, classes_in=f"{n_classes} rows of `class_embeddings`")
     check_finite_if_cheap("x", x)
     check_finite_if_cheap("class_embeddings", class_embeddings)
     common = torch.promote_types(x.dtype, class_embeddings.dtype)
     x_hat = F.normalize(x.to(common), dim=-1)  # (B, D)
     e_hat = F.normalize(class_embeddings.to(common), dim=-1)  # (C, D)
-    pred = (x_hat @ e_hat.T).argmax(dim=1)  # (B,)
-    return float((pred == y.to(pred.device)).double().mean())
+    return accuracy(x_hat @ e_hat.T, y)  # cosine scores (B, C): top-1 over the classes
