@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
+from pathlib import Path
+
+import pytest
 
 TINY_BUDGET_S = 90.0
 _times: dict[str, float] = defaultdict(float)
@@ -18,6 +21,12 @@ _last_seen: dict[str, float] = {}
 os.environ.setdefault("MMLAB_TINY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Name the notebook for `mmlab.claims`' log: its kernel starts with this environment."""
+    os.environ["MMLAB_NOTEBOOK"] = Path(str(item.fspath)).stem
 
 
 def pytest_runtest_logreport(report):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import statistics
 
 import numpy as np
 import pytest
@@ -11,31 +10,15 @@ import scipy.special
 import torch
 
 from mmlab import metrics as M
+from retrieval_reference import expected_metrics, harmonic, monte_carlo_metrics, rank_distribution
 
 DT = torch.float64
 
 
 # ----------------------------------------------------------------------------- brute force
-def brute_ranks(sim: torch.Tensor, labels_q=None, labels_g=None) -> list[int]:
-    """Rank by explicit sorting: order the gallery by score (desc), true matches first among ties."""
-    s = sim.tolist()
-    out = []
-    for i, row in enumerate(s):
-        if labels_q is None:
-            match = [j == i for j in range(len(row))]
-        else:
-            match = [int(labels_g[j]) == int(labels_q[i]) for j in range(len(row))]
-        order = sorted(range(len(row)), key=lambda j: (-row[j], not match[j]))
-        out.append(1 + next(pos for pos, j in enumerate(order) if match[j]))
-    return out
-
-
-def brute_recall(r: list[int], k: int) -> float:
-    return sum(1 for x in r if x <= k) / len(r)
-
-
-def brute_mrr(r: list[int]) -> float:
-    return sum(1.0 / x for x in r) / len(r)
+def brute_ranks(sim: torch.Tensor, labels_q=None, labels_g=None) -> list[float]:
+    """Expected rank of each query's first true match, by enumerating the tie group's orders."""
+    return [sum(r * p for r, p in d) for d in rank_distribution(sim, labels_q, labels_g)]
 
 
 def brute_cos(u: torch.Tensor, v: torch.Tensor) -> float:
@@ -59,32 +42,91 @@ def test_similarity_matches_loop():
 
 
 # ----------------------------------------------------------------------------- rank metrics
+def check_against_enumeration(sim, ks, labels_q=None, labels_g=None):
+    ref = expected_metrics(sim, ks, labels_q, labels_g)
+    kw = {} if labels_q is None else dict(labels_query=labels_q, labels_gallery=labels_g)
+    for k in ks:
+        assert M.recall_at_k(sim, k, **kw) == pytest.approx(ref[f"R@{k}"], abs=1e-12)
+    assert M.mean_reciprocal_rank(sim, **kw) == pytest.approx(ref["MRR"], abs=1e-12)
+    assert M.median_rank(sim, **kw) == pytest.approx(ref["median rank"], abs=1e-12)
+
+
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("ties", [False, True])
-def test_rank_metrics_match_sorting(seed, ties):
+def test_rank_metrics_match_enumeration(seed, ties):
     g = torch.Generator().manual_seed(seed)
     b = 9
     sim = torch.randn(b, b, generator=g, dtype=DT)
     if ties:  # few distinct values: the tie rule decides most ranks
         sim = torch.randint(0, 3, (b, b), generator=g).to(DT)
-    r = brute_ranks(sim)
-    for k in (1, 2, 5, b, b + 3):
-        assert M.recall_at_k(sim, k) == pytest.approx(brute_recall(r, k))
-    assert M.mean_reciprocal_rank(sim) == pytest.approx(brute_mrr(r))
-    assert M.median_rank(sim) == pytest.approx(statistics.median(r))
+    check_against_enumeration(sim, (1, 2, 5, b, b + 3))
 
 
 def test_tie_rule_by_hand():
-    # row 0: true score 0.5, one item strictly higher (0.9), one tied (0.5) -> rank 2
+    # row 0: true score 0.5, one item strictly higher (0.9), one tied (0.5): rank 2 or 3, 1/2 each
     sim = torch.tensor([[0.5, 0.9, 0.5, 0.1],
-                        [0.0, 0.0, 0.0, 0.0],  # all tied -> rank 1
-                        [0.9, 0.8, 0.1, 0.7],  # three strictly higher -> rank 4
-                        [0.2, 0.2, 0.2, 0.3]], dtype=DT)  # max is the match -> rank 1
-    assert M.recall_at_k(sim, 1) == 0.5
-    assert M.recall_at_k(sim, 2) == 0.75
+                        [0.0, 0.0, 0.0, 0.0],  # all four tied: rank 1..4, 1/4 each
+                        [0.9, 0.8, 0.1, 0.7],  # three strictly higher: rank 4
+                        [0.2, 0.2, 0.2, 0.3]], dtype=DT)  # the match is the maximum: rank 1
+    assert M.recall_at_k(sim, 1) == pytest.approx((0 + 1 / 4 + 0 + 1) / 4)
+    assert M.recall_at_k(sim, 2) == pytest.approx((1 / 2 + 2 / 4 + 0 + 1) / 4)
     assert M.recall_at_k(sim, 4) == 1.0
-    assert M.mean_reciprocal_rank(sim) == pytest.approx((1 / 2 + 1 + 1 / 4 + 1) / 4)
-    assert M.median_rank(sim) == 1.5  # ranks 1, 1, 2, 4: mean of the middle two
+    mrr = ((1 / 2 + 1 / 3) / 2 + harmonic(4) / 4 + 1 / 4 + 1) / 4
+    assert M.mean_reciprocal_rank(sim) == pytest.approx(mrr)
+    assert M.median_rank(sim) == 2.5  # expected ranks 2.5, 2.5, 4, 1: mean of the middle two
+
+
+@pytest.mark.parametrize("b", [1, 2, 7, 100])
+def test_collapsed_model_scores_chance(b):
+    """All embeddings equal: every metric is exactly its chance value, in both directions."""
+    z = torch.ones(b, 16)
+    rep = M.retrieval_report(z, z, (1, 5, 10), chunk_size=3)
+    for d in ("a→b", "b→a"):
+        for k in (1, 5, 10):
+            assert rep[f"{d} R@{k}"] == pytest.approx(min(k, b) / b, abs=1e-12)
+        assert rep[f"{d} MRR"] == pytest.approx(harmonic(b) / b, abs=1e-12)
+        assert rep[f"{d} median rank"] == pytest.approx((b + 1) / 2, abs=1e-12)
+    assert torch.allclose(M.ranks(z, z), torch.full((b,), (b + 1) / 2, dtype=DT))
+
+
+def test_collapsed_class_level_r1_is_the_class_share():
+    labels = torch.tensor([0] * 5 + [1] * 3 + [2] * 12)  # class shares 1/4, 3/20, 3/5
+    z = torch.ones(20, 4)
+    share = (labels[:, None] == labels[None, :]).double().mean(dim=1)  # (20,) query's class share
+    rep = M.retrieval_report(z, z, (1,), labels_a=labels, labels_b=labels)
+    assert rep["a→b R@1"] == pytest.approx(float(share.mean()), abs=1e-12)
+    sim = torch.zeros(20, 20, dtype=DT)
+    assert M.recall_at_k(sim, 1, labels_query=labels, labels_gallery=labels) == pytest.approx(
+        float(share.mean()), abs=1e-12)
+    # expected rank of the first of m matches among g tied items: (g + 1) / (m + 1)
+    counts = torch.bincount(labels).double()[labels]
+    assert torch.allclose(M.ranks(z, z, labels_a=labels, labels_b=labels), 21 / (counts + 1))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_ties_match_monte_carlo(seed):
+    """Random tie-breaking, simulated: the closed forms sit within 5 standard errors."""
+    g = torch.Generator().manual_seed(seed)
+    bq, bg, trials = 12, 15, 4000
+    sim = torch.randint(0, 3, (bq, bg), generator=g).to(DT)
+    lg = torch.arange(bg) % 4
+    lq = torch.randint(0, 4, (bq,), generator=g)
+    for labels in ((None, None), (lq, lg)):
+        square = sim[:, :bq] if labels[0] is None else sim
+        mc = monte_carlo_metrics(square, (1, 3), trials, seed, *labels)
+        kw = {} if labels[0] is None else dict(labels_query=lq, labels_gallery=lg)
+        for k in (1, 3):
+            se = 0.5 / math.sqrt(trials * bq)  # a bound on the standard error of a mean of 0/1
+            assert M.recall_at_k(square, k, **kw) == pytest.approx(mc[f"R@{k}"], abs=5 * se)
+        assert M.mean_reciprocal_rank(square, **kw) == pytest.approx(mc["MRR"], abs=5 * 0.5 / math.sqrt(trials * bq))
+
+
+def test_large_tie_groups_are_computed_in_blocks():
+    """Reciprocal ranks of big tie groups go through the blocked sum: same as the closed form."""
+    from mmlab.metrics.retrieval import _reciprocal, _Ties
+    b = 300
+    t = _Ties(torch.zeros(b, dtype=torch.long), torch.full((b,), b - 1), torch.ones(b, dtype=torch.long))
+    assert torch.allclose(_reciprocal(t, max_elements=1000), torch.full((b,), harmonic(b) / b, dtype=DT))
 
 
 def test_median_rank_odd_and_numpy():
@@ -101,12 +143,8 @@ def test_class_level_retrieval_matches_sorting(seed):
     lg = torch.randint(0, 3, (bg,), generator=g)
     lg[:3] = torch.tensor([0, 1, 2])  # every class present in the gallery
     lq = torch.randint(0, 3, (bq,), generator=g)
-    r = brute_ranks(sim, lq, lg)
-    kw = dict(labels_query=lq, labels_gallery=lg)
-    for k in (1, 2, 3, 20):
-        assert M.recall_at_k(sim, k, **kw) == pytest.approx(brute_recall(r, k))
-    assert M.mean_reciprocal_rank(sim, **kw) == pytest.approx(brute_mrr(r))
-    assert M.median_rank(sim, **kw) == pytest.approx(statistics.median(r))
+    check_against_enumeration(sim, (1, 2, 3, 20), lq, lg)
+    check_against_enumeration(sim.round(), (1, 2, 3), lq, lg)  # with ties
 
 
 def test_labels_equal_to_index_is_paired_retrieval():
@@ -120,9 +158,9 @@ def test_labels_equal_to_index_is_paired_retrieval():
 @pytest.mark.parametrize("chunk", [1, 3, 4, 10, 64])
 def test_chunked_ranks_match_full(b, chunk):
     a, bb = embeddings(b, 5, seed=b + chunk, noise=1.5)
-    expected = torch.tensor(brute_ranks(M.similarity(a, bb)))
+    expected = torch.tensor(brute_ranks(M.similarity(a, bb)), dtype=DT)
     got = M.ranks(a, bb, chunk_size=chunk)
-    assert got.dtype == torch.int64 and got.shape == (b,)
+    assert got.dtype == torch.float64 and got.shape == (b,)
     assert torch.equal(got, expected)
 
 
@@ -132,8 +170,22 @@ def test_chunked_ranks_with_labels(chunk):
     a = torch.randn(7, 4, generator=g, dtype=DT)
     b = torch.randn(12, 4, generator=g, dtype=DT)
     la, lb = torch.randint(0, 4, (7,), generator=g), torch.arange(12) % 4
-    expected = torch.tensor(brute_ranks(M.similarity(a, b), la, lb))
+    expected = torch.tensor(brute_ranks(M.similarity(a, b), la, lb), dtype=DT)
     assert torch.equal(M.ranks(a, b, chunk_size=chunk, labels_a=la, labels_b=lb), expected)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 64])
+def test_chunked_report_with_ties_matches_enumeration(chunk):
+    """Embeddings drawn from 3 directions: many exact ties, scored the same in every chunking."""
+    g = torch.Generator().manual_seed(chunk)
+    protos = torch.randn(3, 5, generator=g, dtype=DT)
+    a = protos[torch.randint(0, 3, (11,), generator=g)]
+    b = protos[torch.randint(0, 3, (11,), generator=g)]
+    rep = M.retrieval_report(a, b, (1, 2), chunk_size=chunk)
+    s = M.similarity(a, b).round(decimals=9)  # (11, 11): equal rows tie, up to rounding
+    for direction, sd in (("a→b", s), ("b→a", s.T)):
+        for key, value in expected_metrics(sd, (1, 2)).items():
+            assert rep[f"{direction} {key}"] == pytest.approx(value, abs=1e-12)
 
 
 def test_ranks_never_build_more_than_a_chunk():
@@ -162,11 +214,10 @@ def test_retrieval_report_matches_brute_force(chunk):
     ks = (1, 3, 20)
     rep = M.retrieval_report(a, b, ks, names=("img", "txt"), chunk_size=chunk)
     s = M.similarity(a, b)
-    for direction, r in (("img→txt", brute_ranks(s)), ("txt→img", brute_ranks(s.T))):
-        for k in ks:
-            assert rep[f"{direction} R@{k}"] == pytest.approx(brute_recall(r, k))
-        assert rep[f"{direction} MRR"] == pytest.approx(brute_mrr(r))
-        assert rep[f"{direction} median rank"] == pytest.approx(statistics.median(r))
+    for direction, sd in (("img→txt", s), ("txt→img", s.T)):
+        ref = expected_metrics(sd, ks)
+        for key, value in ref.items():
+            assert rep[f"{direction} {key}"] == pytest.approx(value)
     assert len(rep) == 2 * (len(ks) + 2)
     assert all(type(v) is float for v in rep.values())
 
@@ -177,8 +228,8 @@ def test_retrieval_report_with_labels_and_b1():
     la, lb = torch.arange(6) % 3, torch.arange(9) % 3
     rep = M.retrieval_report(a, b, (1, 2), chunk_size=4, labels_a=la, labels_b=lb)
     s = M.similarity(a, b)
-    assert rep["a→b R@1"] == pytest.approx(brute_recall(brute_ranks(s, la, lb), 1))
-    assert rep["b→a R@2"] == pytest.approx(brute_recall(brute_ranks(s.T, lb, la), 2))
+    assert rep["a→b R@1"] == pytest.approx(expected_metrics(s, (1,), la, lb)["R@1"])
+    assert rep["b→a R@2"] == pytest.approx(expected_metrics(s.T, (2,), lb, la)["R@2"])
     one = M.retrieval_report(a[:1], b[:1], (1,))
     assert one == {"a→b R@1": 1.0, "a→b MRR": 1.0, "a→b median rank": 1.0,
                    "b→a R@1": 1.0, "b→a MRR": 1.0, "b→a median rank": 1.0}

@@ -10,20 +10,34 @@ The true matches of query i are the set P_i: the paired item {i} (the diagonal),
 labels are given, every gallery item with the query's label (class-level retrieval, as in
 metric learning: Musgrave et al., 2020, "A Metric Learning Reality Check").
 
-Rank (1-based) and the tie rule:
+Rank (1-based) and ties. The gallery is sorted by score; items with *equal* scores are put in a
+uniformly random order, and every metric is the expectation over that order (the honest rule:
+a model that scores every item alike is exactly as good as guessing). For query i let
 
-    rank_i = 1 + #{ j : S_ij > max_{p ∈ P_i} S_ip }
+    s*  = max_{p ∈ P_i} S_ip                      the best true match's score
+    h   = #{ j : S_ij > s* }                      items strictly above it
+    m   = #{ p ∈ P_i : S_ip = s* }  (m ≥ 1)       true matches tied at s*
+    n   = #{ j ∉ P_i : S_ij = s* }                other items tied at s*
 
-i.e. the position of the best-scoring true match, counting only items that score *strictly*
-higher. Ties are resolved in the query's favour: a match tied with other items counts as
-ranked first among them. So `R@k = mean_i [rank_i ≤ k]` counts a match as retrieved exactly
-when strictly fewer than k items score higher than it. With this rule every rank lies in
-[1, B_gallery], so any k ≥ B_gallery gives R@k = 1 (k larger than the gallery is allowed,
-not an error; k < 1 is an error).
+The rank is h + U, where U is the position of the first true match in a random order of the
+g = m + n tied items, so P(U > u) = C(g − u, m) / C(g, m) for 0 ≤ u ≤ n. Then
 
-    MRR = mean_i 1 / rank_i            median rank = median_i rank_i
+    R@k    = P(h + U ≤ k)                         = 1 − C(g − (k − h), m) / C(g, m)   (0 ≤ k − h ≤ n)
+    MRR    = mean_i E[1 / (h + U)]
+    rank_i = E[h + U] = h + (g + 1) / (m + 1)     (the expected rank; `ranks` returns it)
+    median rank = median_i rank_i
 
-(the median of an even number of ranks is the mean of the two middle ones, as `numpy.median`).
+Without ties (n = 0) the rank is the plain integer h + 1. Given a score matrix (`recall_at_k`,
+`mean_reciprocal_rank`, `median_rank`), ties are exact equalities. Given embeddings (`ranks`,
+`retrieval_report`), cosines within 64 machine epsilons of the best match (7.6e-6 in float32)
+count as tied, so that rounding in the chunked matrix product cannot break a tie. A fully collapsed model (all scores
+equal) scores chance exactly: paired R@k = k/B, MRR = H_B/B (H_B the B-th harmonic number),
+median rank (B + 1)/2; class-level R@1 = the share of the gallery that has the query's class.
+(Rank expectations over random tie-breaking: McSherry & Najork, 2008, "Computing Information
+Retrieval Performance Measures Efficiently in the Presence of Tied Scores".)
+
+The median of an even number of ranks is the mean of the two middle ones (as `numpy.median`).
+k larger than the gallery is allowed and gives R@k = 1; k < 1 is an error.
 With labels, every query label must occur among the gallery labels (otherwise the query has no
 true match, and a ValueError names it). `sim` may be any score matrix (cosines, logits).
 
@@ -34,12 +48,18 @@ Retrieval metrics are evaluation numbers: they run without grad and return Pytho
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmlab._checks import check_class_ids, check_embeddings, check_finite_if_cheap, check_int, check_tensor
+
+# Cosines of unit vectors within this many machine epsilons (float32: 7.6e-6) count as tied in
+# `ranks` and `retrieval_report`: the matrix product's rounding differs with the block shape,
+# and must not decide a tie. Score matrices passed to `recall_at_k` & co. are compared exactly.
+COSINE_TIE_EPS = 64
 
 __all__ = ["similarity", "recall_at_k", "mean_reciprocal_rank", "median_rank", "ranks",
            "retrieval_report"]
@@ -99,17 +119,76 @@ def _normalized_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     return F.normalize(a.to(common), dim=-1), F.normalize(b.to(common), dim=-1)
 
 
-def _ranks_of_block(sim: Tensor, row_offset: int, labels: tuple[Tensor, Tensor] | None) -> Tensor:
-    """1-based ranks for a block of rows `sim` (n, B_g) whose first row is query `row_offset`."""
-    n = sim.shape[0]
-    rows = torch.arange(n, device=sim.device)
+class _Ties(NamedTuple):
+    """Per query: h items strictly above the best true match, n others and m matches tied with it."""
+
+    h: Tensor  # (B_q,) int64
+    n: Tensor  # (B_q,) int64
+    m: Tensor  # (B_q,) int64, ≥ 1
+
+
+def _cat(parts: list[_Ties]) -> _Ties:
+    return _Ties(*(torch.cat([getattr(p, f) for p in parts]).cpu() for f in _Ties._fields))
+
+
+def _ties_of_block(sim: Tensor, row_offset: int, labels: tuple[Tensor, Tensor] | None,
+                   tol: float = 0.0) -> _Ties:
+    """Tie counts for a block of rows `sim` (n, B_g) whose first row is query `row_offset`.
+
+    Scores within `tol` of the best match count as tied with it (0: exact equality)."""
+    n_rows = sim.shape[0]
+    rows = torch.arange(n_rows, device=sim.device)
     if labels is None:
         best = sim[rows, rows + row_offset]  # (n,) score of the paired item
+        tied = ((sim - best[:, None]).abs() <= tol).sum(dim=1)  # (n,) includes the match itself
+        m = torch.ones_like(tied)
     else:
         lab_q, lab_g = labels[0].to(sim.device), labels[1].to(sim.device)
         match = lab_q[:, None] == lab_g[None, :]  # (n, B_g); each row has a match (checked)
         best = sim.masked_fill(~match, float("-inf")).amax(dim=1)  # (n,) best-scoring true match
-    return 1 + (sim > best[:, None]).sum(dim=1)  # (n,) items strictly above the best match
+        at_best = (sim - best[:, None]).abs() <= tol  # (n, B_g)
+        tied, m = at_best.sum(dim=1), (at_best & match).sum(dim=1)  # (n,), (n,)
+    h = (sim > best[:, None] + tol).sum(dim=1)  # (n,) items strictly above the best match
+    return _Ties(h, tied - m, m)
+
+
+def _log_p_after(t: _Ties, u: Tensor) -> Tensor:
+    """log P(U > u) = log C(g − u, m) − log C(g, m), for 0 ≤ u ≤ n (broadcasts over u)."""
+    g, n = (t.n + t.m).double(), t.n.double()
+    return (torch.lgamma(g - u + 1) - torch.lgamma(n - u + 1)
+            - torch.lgamma(g + 1) + torch.lgamma(n + 1))
+
+
+def _recall(t: _Ties, k: int) -> Tensor:
+    """(B_q,) float64: P(rank ≤ k) = P(U ≤ k − h)."""
+    u = (k - t.h).double()  # (B_q,) tied positions that still fit in the top k
+    inside = (u >= 0) & (u <= t.n)
+    p = torch.where(u > t.n, 1.0, 0.0).double()
+    p[inside] = 1 - _log_p_after(_Ties(*(f[inside] for f in t)), u[inside]).exp()
+    return p
+
+
+def _reciprocal(t: _Ties, max_elements: int = 1 << 22) -> Tensor:
+    """(B_q,) float64: E[1 / (h + U)] = Σ_{u=1}^{n+1} P(U = u) / (h + u)."""
+    out = (t.h + 1).double().reciprocal()  # exact where nothing is tied (n = 0)
+    tied = (t.n > 0).nonzero().flatten()
+    if len(tied):
+        width = int(t.n[tied].max()) + 1  # u − 1 = 0 .. n
+        step = max(1, max_elements // width)
+        u = torch.arange(width, dtype=torch.float64)  # (W,) u − 1
+        for start in range(0, len(tied), step):  # rows × width stays ≤ max_elements
+            idx = tied[start:start + step]
+            block = _Ties(*(f[idx, None] for f in t))  # (r, 1) each
+            ok = u <= block.n  # (r, W)
+            p_gt_prev = torch.where(ok, _log_p_after(block, u).exp(), 0.0)  # P(U > u−1)
+            p_gt = torch.where(u + 1 <= block.n, _log_p_after(block, u + 1).exp(), 0.0)  # P(U > u)
+            out[idx] = ((p_gt_prev - p_gt) / (block.h + u + 1)).sum(dim=1)
+    return out
+
+
+def _expected_rank(t: _Ties) -> Tensor:
+    """(B_q,) float64: E[h + U] = h + (g + 1) / (m + 1)."""
+    return t.h.double() + (t.n + t.m + 1).double() / (t.m + 1).double()
 
 
 def _median(r: Tensor) -> float:
@@ -118,11 +197,10 @@ def _median(r: Tensor) -> float:
     return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2)
 
 
-def _summary(r: Tensor, ks: Sequence[int]) -> dict[str, float]:
-    r = r.cpu()  # (B,) int64, small
-    out = {f"R@{k}": float((r <= k).double().mean()) for k in ks}
-    out["MRR"] = float(r.double().reciprocal().mean())
-    out["median rank"] = _median(r)
+def _summary(t: _Ties, ks: Sequence[int]) -> dict[str, float]:
+    out = {f"R@{k}": float(_recall(t, k).mean()) for k in ks}
+    out["MRR"] = float(_reciprocal(t).mean())
+    out["median rank"] = _median(_expected_rank(t))
     return out
 
 
@@ -153,10 +231,12 @@ def recall_at_k(sim: Tensor, k: int, *, labels_query: Tensor | None = None,
                 labels_gallery: Tensor | None = None) -> float:
     """Recall@k: the fraction of queries whose true match is among the top k.
 
-    `R@k = mean_i [rank_i ≤ k]` with `rank_i = 1 + #{j : S_ij > max_{p∈P_i} S_ip}`: a match counts as
-    retrieved only if strictly fewer than k items score higher (ties favour the query). P_i = {i}
-    (paired, `sim` square) or, with labels, the gallery items sharing query i's label. k larger than
-    the gallery is allowed and gives 1.0. (Karpathy & Fei-Fei, 2015; Radford et al., 2021.)
+    `R@k = mean_i P(rank_i ≤ k)`, where items tied with the best true match are put in a random
+    order: with h items strictly above it and m true matches among the g items tied with it,
+    `P(rank_i ≤ k) = 1 − C(g − (k − h), m) / C(g, m)` for 0 ≤ k − h ≤ g − m (0 below, 1 above).
+    All scores equal gives chance, k / B. P_i = {i} (paired, `sim` square) or, with labels, the
+    gallery items sharing query i's label. k larger than the gallery is allowed and gives 1.0.
+    (Karpathy & Fei-Fei, 2015; Radford et al., 2021; ties: McSherry & Najork, 2008.)
 
     Args:
         sim: (B_query, B_gallery) scores, e.g. `similarity(a, b)`; square unless labels are given.
@@ -168,15 +248,16 @@ def recall_at_k(sim: Tensor, k: int, *, labels_query: Tensor | None = None,
     """
     check_int("k", k, minimum=1)
     sim, labels = _check_sim(sim, labels_query, labels_gallery)
-    return float((_ranks_of_block(sim, 0, labels).cpu() <= k).double().mean())
+    return float(_recall(_cat([_ties_of_block(sim, 0, labels)]), k).mean())
 
 
 @torch.no_grad()
 def mean_reciprocal_rank(sim: Tensor, *, labels_query: Tensor | None = None,
                          labels_gallery: Tensor | None = None) -> float:
-    """Mean reciprocal rank `MRR = mean_i 1 / rank_i` (1-based ranks, ties favour the query).
+    """Mean reciprocal rank `MRR = mean_i E[1 / rank_i]` (1-based ranks, ties in random order).
 
     See `recall_at_k` for the rank and the label options (Voorhees, 1999, TREC-8 QA report).
+    All scores equal gives chance, H_B / B (H_B = 1 + 1/2 + ... + 1/B).
 
     Args:
         sim: (B_query, B_gallery) scores; square unless labels are given.
@@ -186,15 +267,16 @@ def mean_reciprocal_rank(sim: Tensor, *, labels_query: Tensor | None = None,
         MRR as a Python float in (0, 1].
     """
     sim, labels = _check_sim(sim, labels_query, labels_gallery)
-    return float(_ranks_of_block(sim, 0, labels).cpu().double().reciprocal().mean())
+    return float(_reciprocal(_cat([_ties_of_block(sim, 0, labels)])).mean())
 
 
 @torch.no_grad()
 def median_rank(sim: Tensor, *, labels_query: Tensor | None = None,
                 labels_gallery: Tensor | None = None) -> float:
-    """Median rank `MedR = median_i rank_i` (1-based; 1 is perfect; Karpathy & Fei-Fei, 2015).
+    """Median rank `MedR = median_i E[rank_i]` (1-based; 1 is perfect; Karpathy & Fei-Fei, 2015).
 
-    An even number of queries gives the mean of the two middle ranks (like `numpy.median`).
+    E[rank_i] is the expected rank with tied items in random order (see `ranks`), so all scores
+    equal gives (B + 1) / 2. An even number of queries gives the mean of the two middle ranks (like `numpy.median`).
 
     Args:
         sim: (B_query, B_gallery) scores; square unless labels are given.
@@ -204,28 +286,12 @@ def median_rank(sim: Tensor, *, labels_query: Tensor | None = None,
         The median rank as a Python float in [1, B_gallery].
     """
     sim, labels = _check_sim(sim, labels_query, labels_gallery)
-    return _median(_ranks_of_block(sim, 0, labels))
+    return _median(_expected_rank(_cat([_ties_of_block(sim, 0, labels)])))
 
 
-@torch.no_grad()
-def ranks(a: Tensor, b: Tensor, *, chunk_size: int = 4096, labels_a: Tensor | None = None,
-          labels_b: Tensor | None = None) -> Tensor:
-    """1-based rank of the true match of each query a_i among the gallery b, chunk by chunk.
-
-    `rank_i = 1 + #{j : S_ij > max_{p∈P_i} S_ip}` with `S = similarity(a, b)`, computed for
-    `chunk_size` queries at a time, so at most a (chunk_size, B_b) block of S exists at once.
-    P_i = {i} (paired rows; `a` and `b` must have the same shape) or, with labels, the items
-    of `b` whose label equals `labels_a[i]`.
-
-    Args:
-        a: (B_a, D) query embeddings.
-        b: (B_b, D) gallery embeddings.
-        chunk_size: queries per block, an int ≥ 1.
-        labels_a: optional (B_a,) integer class ids of the queries.
-        labels_b: optional (B_b,) integer class ids of the gallery.
-    Returns:
-        (B_a,) int64 tensor of ranks in [1, B_b], on `a`'s device.
-    """
+def _tie_counts(a: Tensor, b: Tensor, chunk_size: int, labels_a: Tensor | None,
+                labels_b: Tensor | None) -> _Ties:
+    """Check the inputs and count, chunk by chunk, the items above and tied with each true match."""
     check_embeddings("a", a)
     check_embeddings("b", b)
     check_int("chunk_size", chunk_size, minimum=1)
@@ -241,13 +307,38 @@ def ranks(a: Tensor, b: Tensor, *, chunk_size: int = 4096, labels_a: Tensor | No
     check_finite_if_cheap("a", a)
     check_finite_if_cheap("b", b)
     a_hat, b_hat = _normalized_pair(a, b)  # (B_a, D), (B_b, D)
+    tol = COSINE_TIE_EPS * torch.finfo(a_hat.dtype).eps  # rounding in the product must not break a tie
     out = []
     for start in range(0, a.shape[0], chunk_size):
         stop = min(start + chunk_size, a.shape[0])
         block = a_hat[start:stop] @ b_hat.T  # (n, B_b), n ≤ chunk_size
         block_labels = None if labels is None else (labels[0][start:stop], labels[1])
-        out.append(_ranks_of_block(block, start, block_labels))
-    return torch.cat(out)  # (B_a,)
+        out.append(_ties_of_block(block, start, block_labels, tol))
+    return _cat(out)  # (B_a,) each, on the CPU
+
+
+@torch.no_grad()
+def ranks(a: Tensor, b: Tensor, *, chunk_size: int = 4096, labels_a: Tensor | None = None,
+          labels_b: Tensor | None = None) -> Tensor:
+    """Expected 1-based rank of the true match of each query a_i among the gallery b, in chunks.
+
+    `rank_i = E[h + U] = h + (g + 1) / (m + 1)`: h items score strictly above the best true match,
+    and it sits at a uniformly random place among the g = m + n items tied with it (m of them true
+    matches; see the module docstring). Without ties this is the integer `1 + h`. S = similarity(a, b)
+    is computed for `chunk_size` queries at a time, so at most a (chunk_size, B_b) block exists.
+    P_i = {i} (paired rows; `a` and `b` must have the same shape) or, with labels, the items of `b`
+    whose label equals `labels_a[i]`.
+
+    Args:
+        a: (B_a, D) query embeddings.
+        b: (B_b, D) gallery embeddings.
+        chunk_size: queries per block, an int ≥ 1.
+        labels_a: optional (B_a,) integer class ids of the queries.
+        labels_b: optional (B_b,) integer class ids of the gallery.
+    Returns:
+        (B_a,) float64 tensor of expected ranks in [1, B_b], on `a`'s device.
+    """
+    return _expected_rank(_tie_counts(a, b, chunk_size, labels_a, labels_b)).to(a.device)
 
 
 def _check_ks(ks: object) -> tuple[int, ...]:
@@ -277,7 +368,8 @@ def retrieval_report(a: Tensor, b: Tensor, ks: Sequence[int] = (1, 5, 10), *,
     """Retrieval in both directions as a flat dict of floats, computed in chunks.
 
     For each direction x→y (queries x, gallery y): `R@k` for every k in `ks` (fraction in [0, 1]),
-    `MRR` and `median rank`, from `ranks(x, y)` (see `recall_at_k` for the rank and tie rule).
+    `MRR` and `median rank`, each an expectation over a random order of tied items (see the module
+    docstring), so a collapsed model scores chance.
     Keys read "a→b R@1", ..., "a→b MRR", "a→b median rank", then the same for "b→a", with
     `names` in place of a and b. (Radford et al., 2021; Karpathy & Fei-Fei, 2015.)
 
@@ -301,9 +393,9 @@ def retrieval_report(a: Tensor, b: Tensor, ks: Sequence[int] = (1, 5, 10), *,
                                  ("a", "b"))
         _check_coverage("labels_a", pair[0], "labels_b", pair[1])
         _check_coverage("labels_b", pair[1], "labels_a", pair[0])
-    r_ab = ranks(a, b, chunk_size=chunk_size, labels_a=labels_a, labels_b=labels_b)  # (B_a,)
-    r_ba = ranks(b, a, chunk_size=chunk_size, labels_a=labels_b, labels_b=labels_a)  # (B_b,)
+    t_ab = _tie_counts(a, b, chunk_size, labels_a, labels_b)  # (B_a,) each
+    t_ba = _tie_counts(b, a, chunk_size, labels_b, labels_a)  # (B_b,) each
     report: dict[str, float] = {}
-    for direction, r in ((f"{na}→{nb}", r_ab), (f"{nb}→{na}", r_ba)):
-        report.update({f"{direction} {key}": value for key, value in _summary(r, ks).items()})
+    for direction, t in ((f"{na}→{nb}", t_ab), (f"{nb}→{na}", t_ba)):
+        report.update({f"{direction} {key}": value for key, value in _summary(t, ks).items()})
     return report
