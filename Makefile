@@ -1,8 +1,9 @@
 # mmlab: two commands for a newcomer.
 #   make lab    set everything up (first time: a few minutes) and open JupyterLab on notebooks/
 #   make test   set everything up and run the library tests, then every notebook in tiny mode
-# Also: make course (execute every notebook headless into HTML under build/), make bench,
-#       make data (rebuild the shipped speech clips), make clean-venv.
+# Also: make claims (the course for seeds 0-4, writes CLAIMS.md), make course (execute every
+#       notebook headless into HTML under build/), make bench, make data (rebuild the shipped
+#       speech clips), make clean-venv.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +12,9 @@ STAMP  := $(VENV)/.installed
 OFFLINE := scripts/offline.sh
 NB_ENV := MMLAB_TINY=1 PYTHONHASHSEED=0
 
-.PHONY: setup lab test test-lib test-notebooks course bench bench-deps bench-quick data clean-venv strip
+SEEDS ?= 0 1 2 3 4
+
+.PHONY: setup lab test test-lib test-notebooks claims claims-check course bench bench-deps bench-quick data clean-venv strip
 
 setup: $(STAMP)
 
@@ -37,6 +40,14 @@ test-lib: setup
 test-notebooks: setup
 	$(NB_ENV) $(OFFLINE) $(PY) -m pytest --nbval-lax --nbval-current-env -p no:randomly \
 		notebooks/ -q -ra
+
+# Every claim of the course (mmlab.claims) for each seed in tiny mode: writes CLAIMS.md.
+claims: setup
+	$(OFFLINE) $(PY) scripts/run_claims.py --seeds $(SEEDS) --write CLAIMS.md
+
+# CI: the same run for some seeds; fails if a claim fails or CLAIMS.md lacks it (is stale).
+claims-check: setup
+	$(OFFLINE) $(PY) scripts/run_claims.py --seeds $(SEEDS) --check CLAIMS.md
 
 # HTML that renders offline: plotly.js embedded, MathJax from a local copy, no widget manager
 # (its renderer would come from a CDN; widgets need a kernel anyway).

@@ -11,12 +11,15 @@ from mmlab.metrics import accuracy, multiway_scores
 
 
 def _accuracy_brute(scores: torch.Tensor, labels: torch.Tensor, k: int) -> float:
-    """Sort each row's classes by (−score, class id) in Python and look for the label in the first k."""
-    hits = 0
+    """Average over every order of each row's tied classes: is the label in the first k?"""
+    total = 0.0
     for row, y in zip(scores.tolist(), labels.tolist()):
-        order = sorted(range(len(row)), key=lambda c: (-row[c], c))
-        hits += y in order[:k]
-    return hits / len(labels)
+        groups = sorted(set(row), reverse=True)  # distinct scores, best first
+        orders = itertools.product(*(itertools.permutations([c for c in range(len(row)) if row[c] == v])
+                                     for v in groups))
+        hits = [y in sum(o, ())[:k] for o in orders]  # each order of the tie groups, equally likely
+        total += sum(hits) / len(hits)
+    return total / len(labels)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 7])
@@ -24,7 +27,7 @@ def _accuracy_brute(scores: torch.Tensor, labels: torch.Tensor, k: int) -> float
 def test_accuracy_matches_brute_force(k, ties):
     g = torch.Generator().manual_seed(k + 10 * ties)
     scores = torch.randn(50, 6, generator=g, dtype=torch.float64)
-    if ties:  # coarse values: many ties, which go to the lowest class id
+    if ties:  # coarse values: many ties, counted in expectation over their order
         scores = scores.round()
     labels = torch.randint(0, 6, (50,), generator=g)
     assert accuracy(scores, labels, k=k) == pytest.approx(_accuracy_brute(scores, labels, k), abs=1e-15)
@@ -32,18 +35,19 @@ def test_accuracy_matches_brute_force(k, ties):
 
 def test_accuracy_top1_is_argmax_and_closed_forms():
     g = torch.Generator().manual_seed(0)
-    scores = torch.randn(40, 5, generator=g).round()  # float32 with ties
     labels = torch.randint(0, 5, (40,), generator=g)
-    assert accuracy(scores, labels) == pytest.approx(float((scores.argmax(1) == labels).double().mean()))
+    untied = torch.randn(40, 5, generator=g)
+    assert accuracy(untied, labels) == pytest.approx(float((untied.argmax(1) == labels).double().mean()))
     # one-hot scores of the labels: 1.0; of the next class: 0.0 at k = 1, 1.0 at k = 2
     y = torch.tensor([0, 3, 1, 2, 2])
     onehot = torch.nn.functional.one_hot(y, 4).float()
     assert accuracy(onehot, y) == 1.0
     shifted = torch.nn.functional.one_hot((y + 1) % 4, 4).float() + 0.5 * onehot
     assert accuracy(shifted, y) == 0.0 and accuracy(shifted, y, k=2) == 1.0
-    # all-equal scores: only label 0 wins the tie; k ≥ C always hits
+    # all-equal scores (a collapsed model): chance, k / C, whatever the labels; k ≥ C always hits
     flat = torch.zeros(4, 3)
-    assert accuracy(flat, torch.tensor([0, 1, 2, 0])) == 0.5
+    assert accuracy(flat, torch.tensor([0, 1, 2, 0])) == pytest.approx(1 / 3)
+    assert accuracy(flat, torch.tensor([0, 0, 0, 0]), k=2) == pytest.approx(2 / 3)
     assert accuracy(flat, torch.tensor([0, 1, 2, 2]), k=3) == 1.0 and accuracy(flat, torch.tensor([2]).repeat(4), k=9) == 1.0
     assert isinstance(accuracy(onehot, y), float)
 

@@ -5,12 +5,16 @@ candidates): predict `ŷ_i = argmax_c s_ic` and count hits. Top-k accuracy (as r
 ImageNet since Krizhevsky, Sutskever & Hinton, 2012) counts a hit when the true class is among
 the k highest-scoring classes.
 
-Tie rule: classes are ordered by score, and equal scores by class id (lowest first), as a stable
-descending sort would order them. So top-1 is `torch.argmax` (the first maximal class), and
+Tie rule: classes with equal scores are put in a uniformly random order, and accuracy is the
+expectation over that order (the honest rule: a model that scores every class alike gets chance,
+k / C, not the share of class 0). With h classes scoring strictly above the true class y and n
+other classes tied with it,
 
-    hit_i(k) = [ #{c : s_ic > s_iy} + #{c < y : s_ic = s_iy} < k ],   y = labels_i,
+    hit_i(k) = P(true class among the top k) = clamp((k − h) / (n + 1), 0, 1),   y = labels_i,
 
     accuracy@k = mean_i hit_i(k)   ∈ [0, 1].
+
+Without ties (n = 0) this is the plain 0/1 hit, and top-1 equals `scores.argmax(1) == labels`.
 
 Accuracy is an evaluation number: it runs without grad and returns a Python float.
 """
@@ -29,8 +33,9 @@ __all__ = ["accuracy"]
 def accuracy(scores: Tensor, labels: Tensor, *, k: int = 1) -> float:
     """Top-k accuracy `mean_i [true class among the k best-scoring classes]` (top-1 = argmax).
 
-    Ties between classes go to the lowest class id (see the module docstring), so `k=1` agrees
-    with `scores.argmax(1) == labels`. k larger than the number of classes is allowed and gives 1.0.
+    Tied classes count in expectation over a random order (see the module docstring): all scores
+    equal gives k / C. Without ties `k=1` agrees with `scores.argmax(1) == labels`. k larger than
+    the number of classes is allowed and gives 1.0.
 
     Args:
         scores: (N, C) float logits, probabilities or similarity scores, one row per sample.
@@ -48,11 +53,8 @@ def accuracy(scores: Tensor, labels: Tensor, *, k: int = 1) -> float:
     check_int("k", k, minimum=1)
     check_finite_if_cheap("scores", scores)
     y = labels.to(scores.device)  # (N,)
-    if k == 1:
-        hits = scores.argmax(dim=1) == y  # (N,)
-    else:
-        true = scores.gather(1, y[:, None])  # (N, 1) the true class's score
-        ids = torch.arange(n_classes, device=scores.device)  # (C,)
-        ahead = (scores > true) | ((scores == true) & (ids[None, :] < y[:, None]))  # (N, C)
-        hits = ahead.sum(dim=1) < k  # (N,)
-    return float(hits.double().mean())
+    true = scores.gather(1, y[:, None])  # (N, 1) the true class's score
+    above = (scores > true).sum(dim=1)  # (N,) h: classes strictly ahead
+    tied = (scores == true).sum(dim=1)  # (N,) n + 1: the true class and the classes tied with it
+    hits = ((k - above).double() / tied.double()).clamp(0, 1)  # (N,) P(in the top k)
+    return float(hits.mean())

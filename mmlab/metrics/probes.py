@@ -74,7 +74,9 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
 def zero_shot_accuracy(x: Tensor, class_embeddings: Tensor, y: Tensor) -> float:
     """Zero-shot accuracy: `mean_i [argmax_c cos(x_i, e_c) = y_i]` (Radford et al., 2021).
 
-    Ties go to the lowest class id (`torch.argmax`).
+    Tied classes count in expectation over a random order (`accuracy`'s rule): all cosines equal
+    gives chance, 1 / C. "Zero-shot" in CLIP's sense needs classes or prompts that training never
+    saw; with the training captions as class embeddings this measures nearest-caption accuracy.
 
     Args:
         x: (B, D) embeddings of the samples (e.g. images).
