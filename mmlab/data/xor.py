@@ -2,10 +2,12 @@
 
     a, b ~ Uniform{0, 1}^bits,  i ~ Bernoulli(p),  c = a ⊕ b if i = 1 else a.
 
-Every pair is independent: I(b; a) = I(b; c) = 0 (c is uniform and independent of b whatever
-p is), yet for p = 1 the triple is fully dependent, I(b; (a, c)) = bits · ln 2 nats, because
-b = a ⊕ c. Pairwise contrastive objectives (CLIP) see no signal here; a higher-order one
-(Symile) does. `xor_joint` enumerates the exact joint distribution and `mutual_information`
+b is independent of a and of c separately: I(b; a) = I(b; c) = 0 for every p (c is uniform and
+independent of b whatever p is). The pair (a, c) is *not* independent when p < 1, since c = a
+with probability 1 − p; all three pairs are independent only at p = 1. Yet at p = 1 the triple
+is fully dependent, I(b; (a, c)) = bits · ln 2 nats, because b = a ⊕ c. So a pairwise
+contrastive objective (CLIP) can learn a–c for p < 1 but gets no signal about b from either
+other modality; a higher-order one (Symile) can predict b from (a, c). `xor_joint` enumerates the exact joint distribution and `mutual_information`
 computes MI from it, in nats, for tests and notebooks. `bayes_accuracy` is the best accuracy
 any predictor of b from (a, c) can reach, 2^-bits + (1 − 2^-bits)·p.
 """
