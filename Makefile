@@ -3,7 +3,7 @@
 #   make test   set everything up and run the library tests, then every notebook in tiny mode
 # Also: make claims (the course for seeds 0-4, writes CLAIMS.md), make course (execute every
 #       notebook headless into HTML under build/), make bench, make data (rebuild the shipped
-#       speech clips), make clean-venv.
+#       speech: espeak-ng clips and FSDD recordings), make clean-venv.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -75,8 +75,11 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(OFFLINE) $(PY) -m benchmarks --quick --no-write
 
+# The shipped speech: espeak-ng clips, and FSDD's recordings as FLAC (FSDD=path to a copy of FSDD).
+FSDD ?= ../shared/datasets/fsdd
 data: setup
 	$(PY) data/build_speech.py
+	$(PY) data/build_fsdd.py $(FSDD)
 
 strip: setup
 	$(PY) scripts/strip_notebooks.py notebooks/*.ipynb tests/assets/*.ipynb

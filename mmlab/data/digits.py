@@ -5,9 +5,15 @@ recognition of handwritten digits set; Alpaydin & Kaynak, 1998), upsampled to 32
 bilinear interpolation, copied to 3 channels and scaled from 0..16 to [0, 1]. The images are
 split once, stratified by class, 60/20/20 into train/val/test with a fixed seed (independent of
 the `seed` option). Each image is paired, within its class, with a caption from a few
-templates ("seven", "7", "the digit seven", ...) and a 1 s clip of the digit name spoken by one
-of the split's voices (test voices are never heard in training), augmented by
-`mmlab.data.speech.compose_phrases` (speed/pitch, offset, noise).
+templates ("seven", "7", "the digit seven", ...) and a 1 s clip of the digit spoken:
+
+- `speech="real"`: a recording of the same digit from the Free Spoken Digit Dataset (6 human
+  speakers, `mmlab.data.fsdd`), dealt within class by a seeded shuffle (distinct recordings while
+  the class has enough). `split_by="speaker"` (default) takes val and test recordings from
+  speakers never heard in training; `split_by="take"` uses FSDD's own take-based split.
+- `speech="synthetic"`: the digit name spoken by one of the split's espeak-ng voices (test voices
+  are never heard in training), augmented by `mmlab.data.speech.compose_phrases` (speed/pitch,
+  offset, noise).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from torch import Tensor
 
 from mmlab._checks import check_choice, check_int
 from mmlab.data.dataset import MultimodalDataset
+from mmlab.data.fsdd import SPEAKER_SPLITS, SPEAKERS, SPLIT_BY, load_recordings, pair_within_class
 from mmlab.data.registry import SPLITS, register
 from mmlab.data.speech import SAMPLE_RATE, VOICES, compose_phrases, load_clips, split_voices
 from mmlab.data.words import DIGIT_WORDS, VOCABULARY, WORD_ID
@@ -73,7 +80,8 @@ def split_indices(labels: np.ndarray, split: str) -> np.ndarray:
 
 @register("digits")
 def load_digits_dataset(split: str = "train", n: int | None = None, seed: int = 0, audio: bool = True,
-                        root: str | Path | None = None) -> MultimodalDataset:
+                        root: str | Path | None = None, speech: str = "synthetic",
+                        split_by: str = "speaker") -> MultimodalDataset:
     """Digits: image (N, 3, 32, 32), text, audio (N, 16000) at 16 kHz; label = the digit.
 
     Args:
@@ -81,13 +89,21 @@ def load_digits_dataset(split: str = "train", n: int | None = None, seed: int = 
         n: use a seeded random subset of n of the split's images (default: all of them, in order).
         seed: seed for the subset, the pairing (caption template, voice) and the augmentation.
         audio: include the spoken digit (False gives a faster image+text dataset).
-        root: data directory holding the speech clips (default `mmlab.data.data_root()`).
+        root: data directory holding the speech files (default `mmlab.data.data_root()`).
+        speech: "real" (FSDD recordings of human speakers) or "synthetic" (espeak-ng clips).
+        split_by: with real speech, "speaker" (val/test speakers unseen in training) or "take"
+            (FSDD's split: takes 0-4 test, 5-9 val, 10-49 train).
     Returns:
-        A `MultimodalDataset`; factors "digit" and "voice" (index into `meta["voices"]`);
+        A `MultimodalDataset`; factor "digit", and "speaker" (index into `meta["speakers"]`) for
+        real speech or "voice" (index into `meta["voices"]`) for synthetic speech.
         `meta["sample"]` holds per-sample `image_id` (row of sklearn's `load_digits`), `word`
-        (id into `meta["vocabulary"]`), `template` (id into `meta["templates"]`), `speed`, `snr_db`.
+        (id into `meta["vocabulary"]`), `template` (id into `meta["templates"]`); with real speech
+        `recording` (row of `mmlab.data.fsdd.load_recordings()`) and `meta["sources"]` the FLAC file
+        of each sample; with synthetic speech `speed` and `snr_db`.
     """
     check_choice("split", split, SPLITS)
+    check_choice("speech", speech, ("real", "synthetic"))
+    check_choice("split_by", split_by, SPLIT_BY)
     check_int("seed", seed, minimum=0)
     images, labels = digit_images()
     idx = split_indices(labels.numpy(), split)
@@ -107,15 +123,27 @@ def load_digits_dataset(split: str = "train", n: int | None = None, seed: int = 
     modalities: dict = {"image": images[torch.from_numpy(idx)].clone()}
     sample = {"image_id": torch.from_numpy(idx).long(), "template": torch.from_numpy(template).long(),
               "word": torch.tensor([WORD_ID[DIGIT_WORDS[c]] for c in lab], dtype=torch.int64)}
-    if audio:
+    factors = {"digit": label.clone(), "voice": torch.from_numpy(voice).long()}
+    meta = {"name": "digits", "split": split, "seed": seed, "speech": speech,
+            "voices": [v.voice_id for v in VOICES], "split_voices": [v.voice_id for v in voices],
+            "vocabulary": list(VOCABULARY), "templates": list(TEXT_TEMPLATES), "sample_rate": SAMPLE_RATE,
+            "sample": sample}
+    if audio and speech == "real":
+        rec = load_recordings(root)
+        pool = rec.in_split(split, split_by)  # (R,) this split's recordings only
+        pick = pair_within_class(lab, pool, rec.digit[pool], np.random.default_rng([seed, SPLITS.index(split), 0xF5]))
+        modalities["audio"] = rec.audio[torch.from_numpy(pick)].clone()  # (N, 16000)
+        sample["recording"] = torch.from_numpy(pick)
+        factors = {"digit": label.clone(), "speaker": rec.speaker[torch.from_numpy(pick)].clone()}
+        meta.update(speakers=list(SPEAKERS), split_by=split_by, sources=[rec.names[i] for i in pick],
+                    split_speakers=list(SPEAKER_SPLITS[split]) if split_by == "speaker" else list(SPEAKERS))
+        for key in ("voices", "split_voices"):
+            meta.pop(key)
+    elif audio:
         clips = load_clips(root)
         phrases = [[clips[(VOICES[v].voice_id, DIGIT_WORDS[c])]] for v, c in zip(voice, lab)]
         wave, info = compose_phrases(phrases, int(round(AUDIO_SECONDS * SAMPLE_RATE)), rng)
         modalities["audio"] = wave
         sample.update(info)
     modalities["text"] = text
-    factors = {"digit": label.clone(), "voice": torch.from_numpy(voice).long()}
-    meta = {"name": "digits", "split": split, "seed": seed, "voices": [v.voice_id for v in VOICES],
-            "split_voices": [v.voice_id for v in voices], "vocabulary": list(VOCABULARY),
-            "templates": list(TEXT_TEMPLATES), "sample_rate": SAMPLE_RATE, "sample": sample}
     return MultimodalDataset(modalities, label=label.clone(), factors=factors, classes=list(DIGIT_WORDS), meta=meta)

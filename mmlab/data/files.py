@@ -36,10 +36,9 @@ def data_root() -> Path:
     return Path(env) if env else Path(mmlab.__file__).resolve().parents[1] / "data"
 
 
-def _fix_hint(root: Path) -> str:
-    return (f"Rebuild the speech clips with `{REBUILD_COMMAND}` (needs espeak-ng; writes into "
-            f"{root}), restore the data/ directory from the repository, or point ${DATA_ENV} "
-            "at a good copy.")
+def _fix_hint(root: Path, rebuild: str = REBUILD_COMMAND) -> str:
+    return (f"Rebuild the files with `{rebuild}` (writes into {root}), restore the data/ directory "
+            f"from the repository, or point ${DATA_ENV} at a good copy.")
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -57,7 +56,7 @@ def _manifest(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
         return json.load(fh)
 
 
-def read_manifest(root: Path | None = None) -> dict[str, Any]:
+def read_manifest(root: Path | None = None, rebuild: str = REBUILD_COMMAND) -> dict[str, Any]:
     """Read `manifest.json` under `root` (default `data_root()`).
 
     Raises:
@@ -66,12 +65,13 @@ def read_manifest(root: Path | None = None) -> dict[str, Any]:
     root = Path(root) if root is not None else data_root()
     path = root / MANIFEST_NAME
     if not path.is_file():
-        raise DataFileError(f"Data file missing: {path} (the checksum manifest). {_fix_hint(root)}")
+        raise DataFileError(f"Data file missing: {path} (the checksum manifest). {_fix_hint(root, rebuild)}")
     st = path.stat()
     try:
         return _manifest(str(path.resolve()), st.st_mtime_ns, st.st_size)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataFileError(f"Data file corrupt: {path} is not valid JSON ({err}). {_fix_hint(root)}") from None
+        raise DataFileError(f"Data file corrupt: {path} is not valid JSON ({err}). "
+                            f"{_fix_hint(root, rebuild)}") from None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -79,28 +79,30 @@ def _verify(path: str, mtime_ns: int, size: int, expected: str) -> str:
     return sha256_file(path)
 
 
-def verified_path(relpath: str, root: Path | None = None) -> Path:
+def verified_path(relpath: str, root: Path | None = None, rebuild: str = REBUILD_COMMAND) -> Path:
     """Return `root / relpath` after checking it against the manifest's sha256 (cached).
 
     Args:
         relpath: path relative to the data root, with forward slashes, e.g. "speech/v00/zero.wav".
-        root: the data directory (default `data_root()`).
+        root: the directory holding `manifest.json` (default `data_root()`).
+        rebuild: the command that rebuilds these files, for the error message.
     Returns:
         The absolute path of the verified file.
     Raises:
         DataFileError: if the file is not in the manifest, is missing, or its checksum differs.
     """
     root = Path(root) if root is not None else data_root()
-    files = read_manifest(root).get("files", {})
+    files = read_manifest(root, rebuild).get("files", {})
+    hint = _fix_hint(root, rebuild)
     if relpath not in files:
-        raise DataFileError(f"Data file {relpath!r} is not listed in {root / MANIFEST_NAME}. {_fix_hint(root)}")
+        raise DataFileError(f"Data file {relpath!r} is not listed in {root / MANIFEST_NAME}. {hint}")
     expected = files[relpath]["sha256"]
     path = root / relpath
     if not path.is_file():
-        raise DataFileError(f"Data file missing: {path}. {_fix_hint(root)}")
+        raise DataFileError(f"Data file missing: {path}. {hint}")
     st = path.stat()
     got = _verify(str(path.resolve()), st.st_mtime_ns, st.st_size, expected)
     if got != expected:
         raise DataFileError(f"Data file corrupt: {path}: checksum mismatch, expected sha256 {expected}, "
-                            f"got {got}. {_fix_hint(root)}")
+                            f"got {got}. {hint}")
     return path
