@@ -546,5 +546,3 @@ def test_log_mel_tone_peaks_at_its_mel_bin():
     centres = np.linspace(mel(0), mel(rate / 2), n_mels + 2)[1:-1]
     expected = int(np.argmin(np.abs(centres - mel(f0))))
     assert abs(int(S[:, 50].argmax()) - expected) <= 1
-
-
