@@ -123,10 +123,10 @@ def test_ties_match_monte_carlo(seed):
 
 def test_large_tie_groups_are_computed_in_blocks():
     """Reciprocal ranks of big tie groups go through the blocked sum: same as the closed form."""
-    from mmlab.metrics.retrieval import _reciprocal, _Ties
+    from mmlab.metrics.ties import Ties, reciprocal_in_expectation
     b = 300
-    t = _Ties(torch.zeros(b, dtype=torch.long), torch.full((b,), b - 1), torch.ones(b, dtype=torch.long))
-    assert torch.allclose(_reciprocal(t, max_elements=1000), torch.full((b,), harmonic(b) / b, dtype=DT))
+    t = Ties(torch.zeros(b, dtype=torch.long), torch.full((b,), b - 1), torch.ones(b, dtype=torch.long))
+    assert torch.allclose(reciprocal_in_expectation(t, max_elements=1000), torch.full((b,), harmonic(b) / b, dtype=DT))
 
 
 def test_median_rank_odd_and_numpy():

@@ -131,7 +131,8 @@ def load_digits_dataset(split: str = "train", n: int | None = None, seed: int = 
     if audio and speech == "real":
         rec = load_recordings(root)
         pool = rec.in_split(split, split_by)  # (R,) this split's recordings only
-        pick = pair_within_class(lab, pool, rec.digit[pool], np.random.default_rng([seed, SPLITS.index(split), 0xF5]))
+        pairing = np.random.default_rng([seed, SPLITS.index(split), 0xF5])  # its own stream
+        pick = pair_within_class(lab, pool, rec.digit[pool], pairing)  # (N,) rows of `rec`
         modalities["audio"] = rec.audio[torch.from_numpy(pick)].clone()  # (N, 16000)
         sample["recording"] = torch.from_numpy(pick)
         factors = {"digit": label.clone(), "speaker": rec.speaker[torch.from_numpy(pick)].clone()}

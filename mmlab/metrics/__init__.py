@@ -2,6 +2,7 @@
 
 - `retrieval`: `similarity`, `recall_at_k`, `mean_reciprocal_rank`, `median_rank`, `ranks`
   (chunked) and `retrieval_report` (both directions, a flat dict of floats). Python floats.
+  Ties count in expectation over a random order of the tied items (`ties`: the closed forms).
 - `geometry`: `alignment`, `uniformity` (Wang & Isola, 2020), `modality_gap`, `gap_vector`,
   `mean_pairwise_cosine` (Liang et al., 2022), `effective_rank` (Roy & Vetterli, 2007).
   0-d tensors that keep the graph, usable as regularisers.

@@ -48,13 +48,14 @@ Retrieval metrics are evaluation numbers: they run without grad and return Pytho
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmlab._checks import check_class_ids, check_embeddings, check_finite_if_cheap, check_int, check_tensor
+from mmlab.metrics.ties import (Ties, cat_ties, expected_rank, recall_in_expectation,
+                                reciprocal_in_expectation, ties_of_block)
 
 # Cosines of unit vectors within this many machine epsilons (float32: 7.6e-6) count as tied in
 # `ranks` and `retrieval_report`: the matrix product's rounding differs with the block shape,
@@ -119,88 +120,16 @@ def _normalized_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     return F.normalize(a.to(common), dim=-1), F.normalize(b.to(common), dim=-1)
 
 
-class _Ties(NamedTuple):
-    """Per query: h items strictly above the best true match, n others and m matches tied with it."""
-
-    h: Tensor  # (B_q,) int64
-    n: Tensor  # (B_q,) int64
-    m: Tensor  # (B_q,) int64, ≥ 1
-
-
-def _cat(parts: list[_Ties]) -> _Ties:
-    return _Ties(*(torch.cat([getattr(p, f) for p in parts]).cpu() for f in _Ties._fields))
-
-
-def _ties_of_block(sim: Tensor, row_offset: int, labels: tuple[Tensor, Tensor] | None,
-                   tol: float = 0.0) -> _Ties:
-    """Tie counts for a block of rows `sim` (n, B_g) whose first row is query `row_offset`.
-
-    Scores within `tol` of the best match count as tied with it (0: exact equality)."""
-    n_rows = sim.shape[0]
-    rows = torch.arange(n_rows, device=sim.device)
-    if labels is None:
-        best = sim[rows, rows + row_offset]  # (n,) score of the paired item
-        tied = ((sim - best[:, None]).abs() <= tol).sum(dim=1)  # (n,) includes the match itself
-        m = torch.ones_like(tied)
-    else:
-        lab_q, lab_g = labels[0].to(sim.device), labels[1].to(sim.device)
-        match = lab_q[:, None] == lab_g[None, :]  # (n, B_g); each row has a match (checked)
-        best = sim.masked_fill(~match, float("-inf")).amax(dim=1)  # (n,) best-scoring true match
-        at_best = (sim - best[:, None]).abs() <= tol  # (n, B_g)
-        tied, m = at_best.sum(dim=1), (at_best & match).sum(dim=1)  # (n,), (n,)
-    h = (sim > best[:, None] + tol).sum(dim=1)  # (n,) items strictly above the best match
-    return _Ties(h, tied - m, m)
-
-
-def _log_p_after(t: _Ties, u: Tensor) -> Tensor:
-    """log P(U > u) = log C(g − u, m) − log C(g, m), for 0 ≤ u ≤ n (broadcasts over u)."""
-    g, n = (t.n + t.m).double(), t.n.double()
-    return (torch.lgamma(g - u + 1) - torch.lgamma(n - u + 1)
-            - torch.lgamma(g + 1) + torch.lgamma(n + 1))
-
-
-def _recall(t: _Ties, k: int) -> Tensor:
-    """(B_q,) float64: P(rank ≤ k) = P(U ≤ k − h)."""
-    u = (k - t.h).double()  # (B_q,) tied positions that still fit in the top k
-    inside = (u >= 0) & (u <= t.n)
-    p = torch.where(u > t.n, 1.0, 0.0).double()
-    p[inside] = 1 - _log_p_after(_Ties(*(f[inside] for f in t)), u[inside]).exp()
-    return p
-
-
-def _reciprocal(t: _Ties, max_elements: int = 1 << 22) -> Tensor:
-    """(B_q,) float64: E[1 / (h + U)] = Σ_{u=1}^{n+1} P(U = u) / (h + u)."""
-    out = (t.h + 1).double().reciprocal()  # exact where nothing is tied (n = 0)
-    tied = (t.n > 0).nonzero().flatten()
-    if len(tied):
-        width = int(t.n[tied].max()) + 1  # u − 1 = 0 .. n
-        step = max(1, max_elements // width)
-        u = torch.arange(width, dtype=torch.float64)  # (W,) u − 1
-        for start in range(0, len(tied), step):  # rows × width stays ≤ max_elements
-            idx = tied[start:start + step]
-            block = _Ties(*(f[idx, None] for f in t))  # (r, 1) each
-            ok = u <= block.n  # (r, W)
-            p_gt_prev = torch.where(ok, _log_p_after(block, u).exp(), 0.0)  # P(U > u−1)
-            p_gt = torch.where(u + 1 <= block.n, _log_p_after(block, u + 1).exp(), 0.0)  # P(U > u)
-            out[idx] = ((p_gt_prev - p_gt) / (block.h + u + 1)).sum(dim=1)
-    return out
-
-
-def _expected_rank(t: _Ties) -> Tensor:
-    """(B_q,) float64: E[h + U] = h + (g + 1) / (m + 1)."""
-    return t.h.double() + (t.n + t.m + 1).double() / (t.m + 1).double()
-
-
 def _median(r: Tensor) -> float:
     s = r.cpu().double().sort().values  # (B,) on the CPU: float64 everywhere (MPS has none)
     n = s.shape[0]
     return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2)
 
 
-def _summary(t: _Ties, ks: Sequence[int]) -> dict[str, float]:
-    out = {f"R@{k}": float(_recall(t, k).mean()) for k in ks}
-    out["MRR"] = float(_reciprocal(t).mean())
-    out["median rank"] = _median(_expected_rank(t))
+def _summary(t: Ties, ks: Sequence[int]) -> dict[str, float]:
+    out = {f"R@{k}": float(recall_in_expectation(t, k).mean()) for k in ks}
+    out["MRR"] = float(reciprocal_in_expectation(t).mean())
+    out["median rank"] = _median(expected_rank(t))
     return out
 
 
@@ -248,7 +177,7 @@ def recall_at_k(sim: Tensor, k: int, *, labels_query: Tensor | None = None,
     """
     check_int("k", k, minimum=1)
     sim, labels = _check_sim(sim, labels_query, labels_gallery)
-    return float(_recall(_cat([_ties_of_block(sim, 0, labels)]), k).mean())
+    return float(recall_in_expectation(cat_ties([ties_of_block(sim, 0, labels)]), k).mean())
 
 
 @torch.no_grad()
@@ -267,7 +196,7 @@ def mean_reciprocal_rank(sim: Tensor, *, labels_query: Tensor | None = None,
         MRR as a Python float in (0, 1].
     """
     sim, labels = _check_sim(sim, labels_query, labels_gallery)
-    return float(_reciprocal(_cat([_ties_of_block(sim, 0, labels)])).mean())
+    return float(reciprocal_in_expectation(cat_ties([ties_of_block(sim, 0, labels)])).mean())
 
 
 @torch.no_grad()
@@ -286,11 +215,11 @@ def median_rank(sim: Tensor, *, labels_query: Tensor | None = None,
         The median rank as a Python float in [1, B_gallery].
     """
     sim, labels = _check_sim(sim, labels_query, labels_gallery)
-    return _median(_expected_rank(_cat([_ties_of_block(sim, 0, labels)])))
+    return _median(expected_rank(cat_ties([ties_of_block(sim, 0, labels)])))
 
 
 def _tie_counts(a: Tensor, b: Tensor, chunk_size: int, labels_a: Tensor | None,
-                labels_b: Tensor | None) -> _Ties:
+                labels_b: Tensor | None) -> Ties:
     """Check the inputs and count, chunk by chunk, the items above and tied with each true match."""
     check_embeddings("a", a)
     check_embeddings("b", b)
@@ -313,8 +242,8 @@ def _tie_counts(a: Tensor, b: Tensor, chunk_size: int, labels_a: Tensor | None,
         stop = min(start + chunk_size, a.shape[0])
         block = a_hat[start:stop] @ b_hat.T  # (n, B_b), n ≤ chunk_size
         block_labels = None if labels is None else (labels[0][start:stop], labels[1])
-        out.append(_ties_of_block(block, start, block_labels, tol))
-    return _cat(out)  # (B_a,) each, on the CPU
+        out.append(ties_of_block(block, start, block_labels, tol))
+    return cat_ties(out)  # (B_a,) each, on the CPU
 
 
 @torch.no_grad()
@@ -338,7 +267,7 @@ def ranks(a: Tensor, b: Tensor, *, chunk_size: int = 4096, labels_a: Tensor | No
     Returns:
         (B_a,) float64 tensor of expected ranks in [1, B_b], on `a`'s device.
     """
-    return _expected_rank(_tie_counts(a, b, chunk_size, labels_a, labels_b)).to(a.device)
+    return expected_rank(_tie_counts(a, b, chunk_size, labels_a, labels_b)).to(a.device)
 
 
 def _check_ks(ks: object) -> tuple[int, ...]:
