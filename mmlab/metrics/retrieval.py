@@ -30,9 +30,10 @@ g = m + n tied items, so P(U > u) = C(g − u, m) / C(g, m) for 0 ≤ u ≤ n. T
 Without ties (n = 0) the rank is the plain integer h + 1. Given a score matrix (`recall_at_k`,
 `mean_reciprocal_rank`, `median_rank`), ties are exact equalities. Given embeddings (`ranks`,
 `retrieval_report`), cosines within 64 machine epsilons of the best match (7.6e-6 in float32)
-count as tied, so that rounding in the chunked matrix product cannot break a tie. A fully collapsed model (all scores
-equal) scores chance exactly: paired R@k = k/B, MRR = H_B/B (H_B the B-th harmonic number),
-median rank (B + 1)/2; class-level R@1 = the share of the gallery that has the query's class.
+count as tied, so that rounding in the chunked matrix product cannot break a tie. A fully
+collapsed model (all scores equal) scores chance exactly: paired R@k = k/B, MRR = H_B/B (H_B the
+B-th harmonic number), median rank (B + 1)/2; class-level R@1 = the share of the gallery that has
+the query's class. The arithmetic lives in `mmlab.metrics.ties`.
 (Rank expectations over random tie-breaking: McSherry & Najork, 2008, "Computing Information
 Retrieval Performance Measures Efficiently in the Presence of Tied Scores".)
 
@@ -126,6 +127,11 @@ def _median(r: Tensor) -> float:
     return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2)
 
 
+def _sim_ties(sim: Tensor, labels: tuple[Tensor, Tensor] | None) -> Ties:
+    """Tie counts of a whole score matrix (exact equality: the caller's scores are taken as given)."""
+    return cat_ties([ties_of_block(sim, 0, labels)])
+
+
 def _summary(t: Ties, ks: Sequence[int]) -> dict[str, float]:
     out = {f"R@{k}": float(recall_in_expectation(t, k).mean()) for k in ks}
     out["MRR"] = float(reciprocal_in_expectation(t).mean())
@@ -177,7 +183,7 @@ def recall_at_k(sim: Tensor, k: int, *, labels_query: Tensor | None = None,
     """
     check_int("k", k, minimum=1)
     sim, labels = _check_sim(sim, labels_query, labels_gallery)
-    return float(recall_in_expectation(cat_ties([ties_of_block(sim, 0, labels)]), k).mean())
+    return float(recall_in_expectation(_sim_ties(sim, labels), k).mean())
 
 
 @torch.no_grad()
@@ -196,7 +202,7 @@ def mean_reciprocal_rank(sim: Tensor, *, labels_query: Tensor | None = None,
         MRR as a Python float in (0, 1].
     """
     sim, labels = _check_sim(sim, labels_query, labels_gallery)
-    return float(reciprocal_in_expectation(cat_ties([ties_of_block(sim, 0, labels)])).mean())
+    return float(reciprocal_in_expectation(_sim_ties(sim, labels)).mean())
 
 
 @torch.no_grad()
@@ -205,7 +211,8 @@ def median_rank(sim: Tensor, *, labels_query: Tensor | None = None,
     """Median rank `MedR = median_i E[rank_i]` (1-based; 1 is perfect; Karpathy & Fei-Fei, 2015).
 
     E[rank_i] is the expected rank with tied items in random order (see `ranks`), so all scores
-    equal gives (B + 1) / 2. An even number of queries gives the mean of the two middle ranks (like `numpy.median`).
+    equal gives (B + 1) / 2. An even number of queries gives the mean of the two middle ranks
+    (like `numpy.median`).
 
     Args:
         sim: (B_query, B_gallery) scores; square unless labels are given.
@@ -215,7 +222,7 @@ def median_rank(sim: Tensor, *, labels_query: Tensor | None = None,
         The median rank as a Python float in [1, B_gallery].
     """
     sim, labels = _check_sim(sim, labels_query, labels_gallery)
-    return _median(expected_rank(cat_ties([ties_of_block(sim, 0, labels)])))
+    return _median(expected_rank(_sim_ties(sim, labels)))
 
 
 def _tie_counts(a: Tensor, b: Tensor, chunk_size: int, labels_a: Tensor | None,
@@ -265,9 +272,9 @@ def ranks(a: Tensor, b: Tensor, *, chunk_size: int = 4096, labels_a: Tensor | No
         labels_a: optional (B_a,) integer class ids of the queries.
         labels_b: optional (B_b,) integer class ids of the gallery.
     Returns:
-        (B_a,) float64 tensor of expected ranks in [1, B_b], on `a`'s device.
+        (B_a,) float64 tensor of expected ranks in [1, B_b], on the CPU (MPS has no float64).
     """
-    return expected_rank(_tie_counts(a, b, chunk_size, labels_a, labels_b)).to(a.device)
+    return expected_rank(_tie_counts(a, b, chunk_size, labels_a, labels_b))
 
 
 def _check_ks(ks: object) -> tuple[int, ...]:
