@@ -245,7 +245,7 @@ def test_voices_disjoint_and_used_per_split():
     for s1, s2 in itertools.combinations(D.SPLITS, 2):
         assert not by_split[s1] & by_split[s2]
     for split in D.SPLITS:
-        for ds, key in ((D.load("shapes", split, n=30), "sample"), (D.load("digits", split, n=30), None)):
+        for ds, key in ((D.load("shapes", split, n=30), "sample"), (D.load("digits", split, n=30, speech="synthetic"), None)):
             ids = ds.meta["sample"]["voice"] if key else ds.factors["voice"]
             used = {VOICES[int(i)].voice_id for i in ids}
             assert used <= by_split[split], (split, used)
@@ -411,7 +411,7 @@ def test_checksum_missing_file_message(data_copy):
     victim = data_copy / "speech" / "v14" / "seven.wav"
     victim.unlink()
     with pytest.raises(D.DataFileError, match=r"missing.*v14/seven\.wav.*python data/build_speech\.py"):
-        D.load("digits", "test", root=data_copy)
+        D.load("digits", "test", root=data_copy, speech="synthetic")
 
 
 def test_missing_manifest_message(tmp_path):

@@ -72,13 +72,15 @@ def test_a_flipped_byte_is_a_clear_error(tmp_path):
         shutil.copy(FSDD / n, root / n)
     sub = {**MANIFEST, "files": {n: MANIFEST["files"][n] for n in names}}
     (root / "manifest.json").write_text(json.dumps(sub), encoding="utf-8")
-    assert fsdd.load_recordings(tmp_path).audio.shape == (2, 16000)  # intact copy loads
+    assert fsdd.load_recordings(tmp_path).audio([0, 1]).shape == (2, 16000)  # intact copy loads
     data = bytearray((root / names[1]).read_bytes())
     data[len(data) // 2] ^= 0x01
     (root / names[1]).write_bytes(bytes(data))
     fsdd._load.cache_clear()
+    rec = fsdd.load_recordings(tmp_path)  # the index reads only the manifest
+    assert rec.audio([0]).shape == (1, 16000)
     with pytest.raises(D.DataFileError, match=r"1_theo_3\.flac.*checksum mismatch.*build_fsdd\.py"):
-        fsdd.load_recordings(tmp_path)
+        rec.audio([1])
     fsdd._load.cache_clear()
 
 
@@ -106,19 +108,14 @@ def test_upsampling_agrees_with_torchaudio():
     assert (ours - theirs)[:, 400:-400].abs().max() < 1e-2 * x.abs().max()
 
 
-def test_fit_length_matches_a_loop():
-    g = np.random.default_rng(0)
-    lengths = np.array([3, 10, 14, 7])
-    x = np.zeros((4, 14), np.float32)
-    for i, n in enumerate(lengths):
-        x[i, :n] = g.standard_normal(n)
-    got = fsdd.fit_length(x, lengths, 10)
-    for i, n in enumerate(lengths):
-        start = max((n - 10) // 2, 0)
-        want = np.zeros(10, np.float32)
-        seg = x[i, start:n][:10]
-        want[:len(seg)] = seg
-        assert np.array_equal(got[i], want), i
+def test_fit_length_pads_short_waves_and_keeps_the_middle_of_long_ones():
+    # waves 1, 2, ..., n make every kept sample name its own position
+    got = fsdd.fit_length([np.arange(1, n + 1, dtype=np.float32) for n in (3, 10, 14, 13)], 10)
+    assert got.shape == (4, 10) and got.dtype == np.float32
+    assert got[0].tolist() == [1, 2, 3] + [0] * 7  # short: left-aligned, zero-padded
+    assert got[1].tolist() == list(range(1, 11))  # exact: unchanged
+    assert got[2].tolist() == list(range(3, 13))  # 14 → drop 2 at each end
+    assert got[3].tolist() == list(range(2, 12))  # 13 → drop 1 at the start, 2 at the end
 
 
 # ----------------------------------------------------------------------------- pairing and splits
@@ -130,7 +127,7 @@ def test_every_pair_has_the_same_digit_and_traces_back_to_its_file(rec, splits):
         assert [int(n.split("_")[0]) for n in ds.meta["sources"]] == ds.label.tolist()
         assert [fsdd.SPEAKERS.index(n.split("_")[1]) for n in ds.meta["sources"]] == ds.factors["speaker"].tolist()
         batch = ds.batch(torch.arange(len(ds)))
-        assert torch.equal(batch["audio"], rec.audio[pick])
+        assert torch.equal(batch["audio"], rec.audio(pick))
         texts = batch["text"]
         words = ds.meta["vocabulary"]
         for y, text in zip(ds.label.tolist(), texts):
@@ -160,6 +157,17 @@ def test_recordings_are_distinct_while_a_class_has_enough(splits):
                 assert len(set(names)) == len(names), (s, by)
 
 
+def test_real_speech_is_the_default_and_audio_false_keeps_the_pairing():
+    full = D.load("digits", "test", n=40, seed=2)
+    light = D.load("digits", "test", n=40, seed=2, audio=False)
+    assert full.meta["speech"] == "real" and "audio" in full.modalities and "audio" not in light.modalities
+    assert full.meta["sources"] == light.meta["sources"]
+    assert torch.equal(full.factors["speaker"], light.factors["speaker"])
+    assert set(full.factors) == {"digit", "speaker"}
+    synthetic = D.load("digits", "test", n=40, seed=2, speech="synthetic")
+    assert set(synthetic.factors) == {"digit", "voice"} and "sources" not in synthetic.meta
+
+
 def test_pairing_is_fixed_by_the_seed():
     a = D.load("digits", "val", speech="real", seed=3, n=50)
     b = D.load("digits", "val", speech="real", seed=3, n=50)
@@ -172,3 +180,12 @@ def test_bad_options_are_named():
         D.load("digits", "train", speech="human")
     with pytest.raises(ValueError, match="split_by"):
         D.load("digits", "train", speech="real", split_by="voice")
+
+
+def test_a_subset_keeps_each_sample_with_its_source_file():
+    ds = D.load("digits", "test", n=30, seed=1, audio=False)
+    rows = torch.tensor([7, 0, 29, 7])
+    sub = ds.subset(rows)
+    assert sub.meta["sources"] == [ds.meta["sources"][i] for i in rows.tolist()]
+    assert torch.equal(sub.meta["sample"]["recording"], ds.meta["sample"]["recording"][rows])
+    assert torch.equal(sub.factors["speaker"], ds.factors["speaker"][rows])

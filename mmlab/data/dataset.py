@@ -17,7 +17,7 @@ from torch import Tensor
 from mmlab._checks import check_int, check_modalities
 
 PER_SAMPLE_META = ("extras", "sample")
-PER_SAMPLE_LISTS = ("ids",)
+PER_SAMPLE_LISTS = ("ids", "sources")
 """Top-level meta keys holding one entry per sample in a list (sliced by `subset`)."""
 
 
@@ -52,12 +52,13 @@ class MultimodalDataset:
         factors: `{name: int64 (N,)}` ground-truth factors, or None.
         present: `{modality: bool (N,)}` masks; a missing key means "all present".
         classes: class names, `classes[label]`.
-        meta: anything else (voice names, templates, ...). Three keys are per-sample and are
+        meta: anything else (voice names, templates, ...). Four keys are per-sample and are
             sliced by `subset`: `meta["extras"]`, a dict of tensors (N, ...) that every batch
             also returns under their own key (e.g. shapes' `"bbox"`); `meta["sample"]`, a
             dict of tensors (N, ...) or lists of length N kept for inspection (voice ids, word
-            ids, speed factors, `from_folder`'s pair ids); and `meta["ids"]`, a list of N sample
-            ids (`from_folder`). Their lengths must be N.
+            ids, speed factors, `from_folder`'s pair ids); `meta["ids"]`, a list of N sample ids
+            (`from_folder`); and `meta["sources"]`, a list of N source file names (`digits` with
+            real speech). Their lengths must be N.
     """
 
     def __init__(self, modalities: Mapping[str, Tensor | list[str]], label: Tensor | None = None,

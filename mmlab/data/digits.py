@@ -7,9 +7,9 @@ split once, stratified by class, 60/20/20 into train/val/test with a fixed seed 
 the `seed` option). Each image is paired, within its class, with a caption from a few
 templates ("seven", "7", "the digit seven", ...) and a 1 s clip of the digit spoken:
 
-- `speech="real"`: a recording of the same digit from the Free Spoken Digit Dataset (6 human
-  speakers, `mmlab.data.fsdd`), dealt within class by a seeded shuffle (distinct recordings while
-  the class has enough). `split_by="speaker"` (default) takes val and test recordings from
+- `speech="real"` (default): a recording of the same digit from the Free Spoken Digit Dataset
+  (6 human speakers, `mmlab.data.fsdd`), dealt within class by a seeded shuffle (distinct
+  recordings while the class has enough). `split_by="speaker"` (default) takes val and test recordings from
   speakers never heard in training; `split_by="take"` uses FSDD's own take-based split.
 - `speech="synthetic"`: the digit name spoken by one of the split's espeak-ng voices (test voices
   are never heard in training), augmented by `mmlab.data.speech.compose_phrases` (speed/pitch,
@@ -80,17 +80,20 @@ def split_indices(labels: np.ndarray, split: str) -> np.ndarray:
 
 @register("digits")
 def load_digits_dataset(split: str = "train", n: int | None = None, seed: int = 0, audio: bool = True,
-                        root: str | Path | None = None, speech: str = "synthetic",
+                        root: str | Path | None = None, speech: str = "real",
                         split_by: str = "speaker") -> MultimodalDataset:
     """Digits: image (N, 3, 32, 32), text, audio (N, 16000) at 16 kHz; label = the digit.
 
     Args:
-        split: "train" (1078 images), "val" (360) or "test" (359); voices are disjoint per split.
+        split: "train" (1078 images), "val" (360) or "test" (359); speakers (or synthetic voices)
+            are disjoint per split.
         n: use a seeded random subset of n of the split's images (default: all of them, in order).
-        seed: seed for the subset, the pairing (caption template, voice) and the augmentation.
-        audio: include the spoken digit (False gives a faster image+text dataset).
+        seed: seed for the subset, the pairing (caption template; recording or voice) and the
+            augmentation of synthetic speech.
+        audio: include the spoken digit (False gives a faster image+text dataset; the pairing,
+            `speaker` factor and sources are the same as with audio).
         root: data directory holding the speech files (default `mmlab.data.data_root()`).
-        speech: "real" (FSDD recordings of human speakers) or "synthetic" (espeak-ng clips).
+        speech: "real" (default: FSDD recordings of human speakers) or "synthetic" (espeak-ng clips).
         split_by: with real speech, "speaker" (val/test speakers unseen in training) or "take"
             (FSDD's split: takes 0-4 test, 5-9 val, 10-49 train).
     Returns:
@@ -128,14 +131,15 @@ def load_digits_dataset(split: str = "train", n: int | None = None, seed: int = 
             "voices": [v.voice_id for v in VOICES], "split_voices": [v.voice_id for v in voices],
             "vocabulary": list(VOCABULARY), "templates": list(TEXT_TEMPLATES), "sample_rate": SAMPLE_RATE,
             "sample": sample}
-    if audio and speech == "real":
+    if speech == "real":  # the pairing needs only the manifest; audio=False skips decoding
         rec = load_recordings(root)
         pool = rec.in_split(split, split_by)  # (R,) this split's recordings only
         pairing = np.random.default_rng([seed, SPLITS.index(split), 0xF5])  # its own stream
-        pick = pair_within_class(lab, pool, rec.digit[pool], pairing)  # (N,) rows of `rec`
-        modalities["audio"] = rec.audio[torch.from_numpy(pick)].clone()  # (N, 16000)
-        sample["recording"] = torch.from_numpy(pick)
-        factors = {"digit": label.clone(), "speaker": rec.speaker[torch.from_numpy(pick)].clone()}
+        pick = torch.from_numpy(pair_within_class(lab, pool, rec.digit[pool], pairing))  # (N,) rows of `rec`
+        if audio:
+            modalities["audio"] = rec.audio(pick)  # (N, 16000)
+        sample["recording"] = pick
+        factors = {"digit": label.clone(), "speaker": rec.speaker[pick].clone()}
         meta.update(speakers=list(SPEAKERS), split_by=split_by, sources=[rec.names[i] for i in pick],
                     split_speakers=list(SPEAKER_SPLITS[split]) if split_by == "speaker" else list(SPEAKERS))
         for key in ("voices", "split_voices"):

@@ -5,8 +5,9 @@ different accents, 8 kHz mono (Zohar Jackson et al., "Jakobovski/free-spoken-dig
 Zenodo, doi:10.5281/zenodo.1342401; CC BY-SA 4.0: see `data/fsdd/LICENSE.md`). It is the audio
 half of AV-MNIST, the audio-visual digits benchmark of MultiBench (Liang et al., 2021).
 
-Shipped as lossless FLAC under `data/fsdd/` (built by `data/build_fsdd.py`) and verified against
-`data/fsdd/manifest.json` (sha256) once per process. On load every recording is
+Shipped as lossless FLAC under `data/fsdd/` (built by `data/build_fsdd.py`). A recording is read
+only when a dataset pairs it, verified against `data/fsdd/manifest.json` (sha256) once per
+process, and
 
     fitted to 1 s at 8 kHz (8,000 samples): left-aligned and zero-padded; the 20 takes longer
                                than 1 s (up to 2.3 s) keep their middle second;
@@ -47,27 +48,56 @@ REBUILD = "python data/build_fsdd.py [path to FSDD]"
 
 def upsample(x: np.ndarray) -> np.ndarray:
     """8 kHz → 16 kHz along the last axis: `resample_poly(x, 2, 1)` (polyphase, anti-imaging FIR)."""
-    return resample_poly(x, TARGET_RATE // SOURCE_RATE, 1, axis=-1).astype(np.float32)
+    return resample_poly(x, TARGET_RATE // SOURCE_RATE, 1, axis=-1).astype(np.float32, copy=False)
 
 
-def fit_length(x: np.ndarray, lengths: np.ndarray, length: int) -> np.ndarray:
-    """(N, L) padded rows with true `lengths` → (N, length): left-aligned, long rows keep their middle."""
-    out = np.zeros((x.shape[0], length), np.float32)
-    start = np.maximum((lengths - length) // 2, 0)  # (N,) 0 unless the row is too long
-    cols = np.arange(length)[None, :] + start[:, None]  # (N, length) source columns
-    valid = cols < np.minimum(lengths, x.shape[1])[:, None]
-    out[valid] = x[np.nonzero(valid)[0], cols[valid]]
+def fit_length(waves: list[np.ndarray], length: int) -> np.ndarray:
+    """1-D waves of any lengths → (N, length): left-aligned and zero-padded; long ones keep their middle."""
+    out = np.zeros((len(waves), length), np.float32)  # (N, length)
+    for i, x in enumerate(waves):  # one slice copy per wave, microseconds each
+        start = max((len(x) - length) // 2, 0)  # 0 unless the wave is too long
+        seg = x[start:start + length]
+        out[i, :len(seg)] = seg
     return out
 
 
 class Recordings:
-    """All FSDD recordings at 16 kHz: `audio` (3000, 16000), `digit`, `speaker`, `take`, `names`."""
+    """The FSDD index: `digit`, `speaker`, `take` (3000,) and `names`; `audio(rows)` decodes on demand.
 
-    def __init__(self, audio: Tensor, digit: Tensor, speaker: Tensor, take: Tensor, names: list[str],
-                 speakers: dict[str, dict[str, str]]):
-        self.audio, self.digit, self.speaker, self.take = audio, digit, speaker, take
-        self.names = names  # "7_theo_12.flac", the file each row came from
+    Only the recordings a dataset pairs are read, verified and resampled (a `digits` train split
+    needs about a third of them), and each file is decoded once per process.
+    """
+
+    def __init__(self, root: Path, names: list[str], speakers: dict[str, dict[str, str]]):
+        self.root, self.names = root, names  # names: "7_theo_12.flac", the file of each row
         self.speakers = speakers  # FSDD's metadata: gender, accent, language per speaker
+        parts = [n[:-len(".flac")].split("_") for n in names]
+        self.digit = torch.tensor([int(p[0]) for p in parts])  # (R,)
+        self.speaker = torch.tensor([SPEAKERS.index(p[1]) for p in parts])  # (R,) index into SPEAKERS
+        self.take = torch.tensor([int(p[2]) for p in parts])  # (R,)
+        self._waves: dict[int, np.ndarray] = {}  # row → its 8 kHz samples, as read
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def audio(self, rows: Tensor | np.ndarray | list[int]) -> Tensor:
+        """The recordings `rows` fitted to 1 s and upsampled to 16 kHz: float32 (len(rows), 16000).
+
+        Raises:
+            DataFileError: a file is missing or its sha256 differs from `fsdd/manifest.json`.
+        """
+        rows = [int(r) for r in torch.as_tensor(rows).flatten()]
+        for r in set(rows) - self._waves.keys():  # file I/O is per file; the resampling is batched
+            path = verified_path(self.names[r], self.root, REBUILD)
+            x, rate = sf.read(path, dtype="float32")
+            if rate != SOURCE_RATE or x.ndim != 1:
+                raise ValueError(f"{path}: expected 8 kHz mono, got {rate} Hz, shape {x.shape}. "
+                                 f"Rebuild with `{REBUILD}`.")
+            self._waves[r] = x
+        if not rows:
+            return torch.zeros(0, int(SECONDS * TARGET_RATE))
+        fitted = fit_length([self._waves[r] for r in rows], int(SECONDS * SOURCE_RATE))  # (N, 8000)
+        return torch.from_numpy(upsample(fitted))  # (N, 16000)
 
     def in_split(self, split: str, split_by: str = "speaker") -> Tensor:
         """Indices (sorted) of the recordings of `split` ("train", "val", "test")."""
@@ -82,36 +112,16 @@ class Recordings:
 
 @functools.lru_cache(maxsize=2)
 def _load(root: str) -> Recordings:
-    root_path = Path(root)
-    manifest = read_manifest(root_path, REBUILD)
+    manifest = read_manifest(Path(root), REBUILD)
     names = sorted(manifest["files"], key=lambda n: (int(n.split("_")[0]), n))
-    waves, lengths = [], np.empty(len(names), np.int64)
-    for i, name in enumerate(names):  # file I/O is per file; the signal processing below is batched
-        x, rate = sf.read(verified_path(name, root_path, REBUILD), dtype="float32")
-        if rate != SOURCE_RATE or x.ndim != 1:
-            raise ValueError(f"{root_path / name}: expected 8 kHz mono, got {rate} Hz, shape {x.shape}. "
-                             f"Rebuild with `{REBUILD}`.")
-        waves.append(x)
-        lengths[i] = len(x)
-    padded = np.zeros((len(names), int(lengths.max())), np.float32)  # (N, L₈)
-    for i, x in enumerate(waves):
-        padded[i, :len(x)] = x
-    audio = upsample(fit_length(padded, lengths, int(SECONDS * SOURCE_RATE)))  # (N, 8000) → (N, 16000)
-    parts = [n[:-len(".flac")].split("_") for n in names]
-    return Recordings(audio=torch.from_numpy(audio),
-                      digit=torch.tensor([int(p[0]) for p in parts]),
-                      speaker=torch.tensor([SPEAKERS.index(p[1]) for p in parts]),
-                      take=torch.tensor([int(p[2]) for p in parts]),
-                      names=names, speakers=manifest.get("speakers", {}))
+    return Recordings(Path(root), names, manifest.get("speakers", {}))
 
 
 def load_recordings(root: str | Path | None = None) -> Recordings:
-    """Every FSDD recording, verified, at 16 kHz and 1 s; cached per process.
+    """The FSDD recordings under `root/fsdd/` (default `mmlab.data.data_root()`); cached per process.
 
-    Args:
-        root: the data directory (default `mmlab.data.data_root()`); the files are in `root/fsdd/`.
-    Raises:
-        DataFileError: a file is missing or its sha256 differs from `fsdd/manifest.json`.
+    Reads only the manifest: audio is decoded, verified against its sha256 and resampled when
+    `Recordings.audio(rows)` asks for it.
     """
     return _load(str((Path(root) if root is not None else data_root()) / "fsdd"))
 
