@@ -1,8 +1,8 @@
 """Data loading benchmark: how long a learner waits for `mmlab.data.load(...)`.
 
 Each case runs in a fresh Python process, so the first call pays what a notebook's first cell
-pays: reading and verifying the shipped files (sha256), decoding, resampling (FSDD: 3,000 FLAC
-files, 8 → 16 kHz in one batched call) and building the dataset. A second call in the same
+pays: reading and verifying the shipped files (sha256), decoding, resampling (FSDD: the FLAC
+files the split pairs, 8 → 16 kHz in one batched call) and building the dataset. A second call in the same
 process shows the cached cost. Reported as wall and CPU seconds (CPU counts every thread);
 imports are excluded. Run through the benchmark runner, or `python benchmarks/data_loading.py`.
 """
@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CASES: tuple[tuple[str, dict], ...] = (
     ("shapes", {}),
+    ("digits", {}),  # real speech (FSDD), the default
     ("digits", {"speech": "synthetic"}),
-    ("digits", {"speech": "real"}),
     ("digits", {"audio": False}),
 )
 

@@ -546,3 +546,27 @@ def test_log_mel_tone_peaks_at_its_mel_bin():
     centres = np.linspace(mel(0), mel(rate / 2), n_mels + 2)[1:-1]
     expected = int(np.argmin(np.abs(centres - mel(f0))))
     assert abs(int(S[:, 50].argmax()) - expected) <= 1
+
+
+def test_spectrogram_grid_and_audio_players_show_each_clip():
+    import base64
+    import io
+
+    import soundfile as sf
+
+    from mmlab.data.preview import log_mel
+
+    rate = 16_000
+    t = torch.arange(rate) / rate
+    waves = torch.stack([0.5 * torch.sin(2 * math.pi * f * t) for f in (300.0, 1200.0, 3000.0)])  # (3, T)
+    fig = D.spectrogram_grid(waves, ["low", "mid", "high"], ncols=2)
+    assert len(fig.data) == 3 and [a.text for a in fig.layout.annotations] == ["low", "mid", "high"]
+    assert np.allclose(fig.data[1].z, log_mel(waves[1], rate, 64).numpy())  # each panel is its clip
+    assert len({(tr.zmin, tr.zmax) for tr in fig.data}) == 1  # one colour scale for all panels
+    with pytest.raises(ValueError, match="titles"):
+        D.spectrogram_grid(waves, ["one"])
+    html = D.audio_players(waves[:2], ["a <b>", "b"])
+    assert html.count("<audio") == 2 and "a &lt;b&gt;" in html and "http" not in html
+    payload = html.split("base64,")[1].split('"')[0]
+    back, back_rate = sf.read(io.BytesIO(base64.b64decode(payload)), dtype="float32")
+    assert back_rate == rate and np.abs(back - waves[0].numpy()).max() < 1e-4  # 16-bit WAV of the clip

@@ -144,6 +144,10 @@ def test_speaker_split_holds_speakers_out_and_no_recording_leaks(splits):
                        for i in range(len(splits[(s, "speaker")]))) for s in ("train", "val", "test")}
     assert speakers == {s: set(fsdd.SPEAKER_SPLITS[s]) for s in speakers}
     assert not (speakers["train"] & (speakers["val"] | speakers["test"]))
+    # the speaker split's train never uses FSDD's test takes: the take split's test is unheard for it
+    train_takes = {int(n[:-5].split("_")[2]) for n in splits[("train", "speaker")].meta["sources"]}
+    assert min(train_takes) == 5 and not train_takes & set(fsdd.TAKE_SPLITS["test"])
+    assert not set(splits[("train", "speaker")].meta["sources"]) & set(splits[("test", "take")].meta["sources"])
     for s, takes in fsdd.TAKE_SPLITS.items():
         assert {int(n[:-5].split("_")[2]) for n in splits[(s, "take")].meta["sources"]} <= set(takes)
 
@@ -153,7 +157,8 @@ def test_recordings_are_distinct_while_a_class_has_enough(splits):
         names = ds.meta["sources"]
         if by == "speaker":  # 50+ recordings per digit and split, at most 108 images
             per_class = np.bincount(ds.label.numpy(), minlength=10)
-            if (per_class <= 50 * len(fsdd.SPEAKER_SPLITS[s])).all():
+            takes = len(fsdd.SPEAKER_SPLIT_TRAIN_TAKES) if s == "train" else 50
+            if (per_class <= takes * len(fsdd.SPEAKER_SPLITS[s])).all():
                 assert len(set(names)) == len(names), (s, by)
 
 
@@ -189,3 +194,11 @@ def test_a_subset_keeps_each_sample_with_its_source_file():
     assert sub.meta["sources"] == [ds.meta["sources"][i] for i in rows.tolist()]
     assert torch.equal(sub.meta["sample"]["recording"], ds.meta["sample"]["recording"][rows])
     assert torch.equal(sub.factors["speaker"], ds.factors["speaker"][rows])
+
+
+def test_seen_speakers_marks_the_training_speakers():
+    test = D.load("digits", "test", split_by="take", audio=False)
+    seen = fsdd.seen_speakers(test.factors["speaker"])
+    names = [n.split("_")[1] for n in test.meta["sources"]]
+    assert seen.tolist() == [n in fsdd.SPEAKER_SPLITS["train"] for n in names]
+    assert 0 < int(seen.sum()) < len(test)  # both groups are in FSDD's test takes

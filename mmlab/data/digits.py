@@ -94,8 +94,9 @@ def load_digits_dataset(split: str = "train", n: int | None = None, seed: int = 
             `speaker` factor and sources are the same as with audio).
         root: data directory holding the speech files (default `mmlab.data.data_root()`).
         speech: "real" (default: FSDD recordings of human speakers) or "synthetic" (espeak-ng clips).
-        split_by: with real speech, "speaker" (val/test speakers unseen in training) or "take"
-            (FSDD's split: takes 0-4 test, 5-9 val, 10-49 train).
+        split_by: with real speech, "speaker" (val/test speakers unseen in training, whose
+            train uses takes 5-49 only) or "take" (FSDD's split: takes 0-4 test, 5-9 val, 10-49
+            train; its test is unheard by a model trained on the speaker split).
     Returns:
         A `MultimodalDataset`; factor "digit", and "speaker" (index into `meta["speakers"]`) for
         real speech or "voice" (index into `meta["voices"]`) for synthetic speech.

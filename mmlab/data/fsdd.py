@@ -16,9 +16,12 @@ process, and
                                no per-sample Python loop).
 
 Splits. `split_by="speaker"` (the default) holds speakers out: train = george, jackson, lucas,
-yweweler; val = theo; test = nicolas, so val and test speech comes from voices never heard in
-training. `split_by="take"` is FSDD's own convention: takes 0–4 of every speaker are test; we
-take 5–9 as val and 10–49 as train. No recording is in two splits either way.
+yweweler (takes 5–49 only); val = theo; test = nicolas, so val and test speech comes from voices
+never heard in training. `split_by="take"` is FSDD's own convention: takes 0–4 of every speaker
+are test; we take 5–9 as val and 10–49 as train. No recording is in two splits either way, and
+since the speaker split's train leaves takes 0–4 out, the take split's test is unheard too for a
+model trained on the speaker split: recordings of four speakers it heard (other takes) and of
+two it never heard (`seen_speakers`), the set on which notebook 05 compares the two.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ SPEAKERS: tuple[str, ...] = ("george", "jackson", "lucas", "nicolas", "theo", "y
 SPEAKER_SPLITS: dict[str, tuple[str, ...]] = {"train": ("george", "jackson", "lucas", "yweweler"),
                                               "val": ("theo",), "test": ("nicolas",)}
 TAKE_SPLITS: dict[str, range] = {"train": range(10, 50), "val": range(5, 10), "test": range(0, 5)}
+SPEAKER_SPLIT_TRAIN_TAKES = range(5, 50)  # the speaker split's train leaves FSDD's test takes out
 SPLIT_BY = ("speaker", "take")
 REBUILD = "python data/build_fsdd.py [path to FSDD]"
 
@@ -105,9 +109,16 @@ class Recordings:
         if split_by == "speaker":
             ids = torch.tensor([SPEAKERS.index(s) for s in SPEAKER_SPLITS[split]])
             keep = torch.isin(self.speaker, ids)
+            if split == "train":
+                keep &= torch.isin(self.take, torch.tensor(list(SPEAKER_SPLIT_TRAIN_TAKES)))
         else:
             keep = torch.isin(self.take, torch.tensor(list(TAKE_SPLITS[split])))
         return keep.nonzero().flatten()
+
+
+def seen_speakers(speaker: Tensor) -> Tensor:
+    """Bool mask (N,): which `speaker` ids (a dataset's `factors["speaker"]`) the speaker split trains on."""
+    return torch.isin(speaker, torch.tensor([SPEAKERS.index(s) for s in SPEAKER_SPLITS["train"]]))
 
 
 @functools.lru_cache(maxsize=2)

@@ -7,6 +7,7 @@ The spectrogram is the same log-mel representation audio encoders compute inside
 
 from __future__ import annotations
 
+import html
 import textwrap
 from typing import Any
 
@@ -115,6 +116,66 @@ def spectrogram_figure(wave: Tensor | np.ndarray, rate: int = SAMPLE_RATE, n_mel
     fig.update_layout(title=title, xaxis_title="time (s)", yaxis_title="mel bin (index, low → high frequency)",
                       height=300, margin=dict(l=60, r=20, t=50, b=50))
     return fig
+
+
+def spectrogram_grid(waves: Tensor, titles: list[str], rate: int = SAMPLE_RATE, n_mels: int = 64,
+                     ncols: int = 3, title: str = "Log-mel spectrograms") -> go.Figure:
+    """Log-mel spectrograms (dB) of several clips side by side, on one shared colour scale.
+
+    Args:
+        waves: float `(B, T)` waveforms.
+        titles: B strings, one per panel (e.g. the speaker).
+        rate: sample rate in Hz.
+        n_mels: number of mel bins.
+        ncols: panels per row.
+        title: figure title.
+    Returns:
+        A plotly Figure; hovering shows time, mel bin and power.
+    """
+    check_tensor("waves", waves, ndim=2, what="of shape (B, T) (a batch of mono waveforms)")
+    check_positive("rate", rate)
+    check_int("ncols", ncols)
+    if len(titles) != waves.shape[0]:
+        raise ValueError(f"`titles` has {len(titles)} entries for {waves.shape[0]} waveforms; pass one per clip.")
+    specs = [log_mel(w, int(rate), n_mels).numpy() for w in waves]  # B × (n_mels, frames)
+    lo, hi = min(float(S.min()) for S in specs), max(float(S.max()) for S in specs)
+    ncols = min(ncols, len(specs))
+    nrows = -(-len(specs) // ncols)
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=titles, horizontal_spacing=0.04,
+                        vertical_spacing=0.25 / nrows)
+    for k, S in enumerate(specs):
+        t = np.arange(S.shape[1]) * 0.010  # log_mel's 10 ms hop
+        fig.add_trace(go.Heatmap(z=S, x=t, y=np.arange(n_mels), zmin=lo, zmax=hi, colorscale="Viridis",
+                                 showscale=k == 0, colorbar=dict(title="power (dB)"),
+                                 hovertemplate="t %{x:.2f} s, mel bin %{y}: %{z:.1f} dB<extra></extra>"),
+                      row=k // ncols + 1, col=k % ncols + 1)
+    for c in range(1, ncols + 1):
+        fig.update_xaxes(title_text="time (s)", row=nrows, col=c)
+    for r in range(1, nrows + 1):
+        fig.update_yaxes(title_text="mel bin", row=r, col=1)
+    fig.update_layout(title=title, height=230 * nrows + 80, margin=dict(l=60, r=20, t=80, b=50))
+    return fig
+
+
+def audio_players(waves: Tensor, labels: list[str], rate: int = SAMPLE_RATE) -> str:
+    """HTML: one labelled `<audio>` player per waveform of `(B, T)`, embedded as WAV (no files, no network)."""
+    import base64
+    import io
+
+    import soundfile as sf
+
+    check_tensor("waves", waves, ndim=2, what="of shape (B, T) (a batch of mono waveforms)")
+    check_int("rate", rate)
+    if len(labels) != waves.shape[0]:
+        raise ValueError(f"`labels` has {len(labels)} entries for {waves.shape[0]} waveforms; pass one per clip.")
+    cells = []
+    for wave, label in zip(waves, labels):
+        buf = io.BytesIO()
+        sf.write(buf, wave.detach().float().cpu().numpy(), rate, format="WAV", subtype="PCM_16")
+        data = base64.b64encode(buf.getvalue()).decode("ascii")
+        cells.append(f'<div style="display:inline-block;margin:4px 12px 4px 0"><b>{html.escape(label)}</b><br>'
+                     f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio></div>')
+    return "".join(cells)
 
 
 def show_batch(batch: dict[str, Any], n: int = 8, rate: int = SAMPLE_RATE) -> go.Figure | None:
