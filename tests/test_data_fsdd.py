@@ -202,3 +202,23 @@ def test_seen_speakers_marks_the_training_speakers():
     names = [n.split("_")[1] for n in test.meta["sources"]]
     assert seen.tolist() == [n in fsdd.SPEAKER_SPLITS["train"] for n in names]
     assert 0 < int(seen.sum()) < len(test)  # both groups are in FSDD's test takes
+
+
+def test_a_recording_at_16khz_matches_torchaudio_on_the_raw_file(rec):
+    import torchaudio.functional as AF
+
+    for name in ("3_jackson_12.flac", "0_theo_0.flac"):  # a loud and a quiet take, both padded to 1 s
+        row = rec.names.index(name)
+        raw, rate = sf.read(FSDD / name, dtype="float32")  # the file, read independently
+        x = np.zeros(8000, np.float32)
+        start = max((len(raw) - 8000) // 2, 0)
+        seg = raw[start:start + 8000]
+        x[:len(seg)] = seg
+        theirs = AF.resample(torch.from_numpy(x)[None], rate, 16000)[0]  # (16000,)
+        ours = rec.audio([row])[0]
+        assert ours.shape == (16000,)
+        # the two low-pass filters differ only in the transition band just below 4 kHz
+        assert (ours - theirs).norm() < 0.05 * theirs.norm(), name
+        below = slice(0, 3500)  # FFT bins 1 Hz apart over 1 s
+        ours_f, theirs_f = torch.fft.rfft(ours.double())[below], torch.fft.rfft(theirs.double())[below]
+        assert (ours_f - theirs_f).abs().norm() < 0.02 * theirs_f.abs().norm(), name
