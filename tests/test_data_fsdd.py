@@ -180,6 +180,12 @@ def test_pairing_is_fixed_by_the_seed():
     assert a.meta["sources"] == b.meta["sources"] and a.meta["sources"] != c.meta["sources"]
 
 
+def test_bad_rows_are_named(rec):
+    with pytest.raises(ValueError, match=r"`rows` must index the 3000 recordings.*\[3000, -1\]"):
+        rec.audio([0, 3000, -1])
+    assert rec.audio([]).shape == (0, 16000)
+
+
 def test_bad_options_are_named():
     with pytest.raises(ValueError, match="speech"):
         D.load("digits", "train", speech="human")

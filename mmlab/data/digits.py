@@ -9,8 +9,9 @@ templates ("seven", "7", "the digit seven", ...) and a 1 s clip of the digit spo
 
 - `speech="real"` (default): a recording of the same digit from the Free Spoken Digit Dataset
   (6 human speakers, `mmlab.data.fsdd`), dealt within class by a seeded shuffle (distinct
-  recordings while the class has enough). `split_by="speaker"` (default) takes val and test recordings from
-  speakers never heard in training; `split_by="take"` uses FSDD's own take-based split.
+  recordings while the class has enough). `split_by="speaker"` (default) takes val and test
+  recordings from speakers never heard in training; `split_by="take"` uses FSDD's own take-based
+  split.
 - `speech="synthetic"`: the digit name spoken by one of the split's espeak-ng voices (test voices
   are never heard in training), augmented by `mmlab.data.speech.compose_phrases` (speed/pitch,
   offset, noise).

@@ -91,6 +91,11 @@ class Recordings:
             DataFileError: a file is missing or its sha256 differs from `fsdd/manifest.json`.
         """
         rows = [int(r) for r in torch.as_tensor(rows).flatten()]
+        bad = [r for r in rows if not 0 <= r < len(self.names)]
+        if bad:
+            raise ValueError(f"`rows` must index the {len(self.names)} recordings (0 to {len(self.names) - 1}); "
+                             f"got {bad[:5]}. Take rows from `in_split(...)` or a dataset's "
+                             f"`meta['sample']['recording']`.")
         for r in set(rows) - self._waves.keys():  # file I/O is per file; the resampling is batched
             path = verified_path(self.names[r], self.root, REBUILD)
             x, rate = sf.read(path, dtype="float32")
@@ -129,10 +134,15 @@ def _load(root: str) -> Recordings:
 
 
 def load_recordings(root: str | Path | None = None) -> Recordings:
-    """The FSDD recordings under `root/fsdd/` (default `mmlab.data.data_root()`); cached per process.
+    """The FSDD recordings under `root/fsdd/`; cached per process.
 
     Reads only the manifest: audio is decoded, verified against its sha256 and resampled when
     `Recordings.audio(rows)` asks for it.
+
+    Args:
+        root: the data directory (default `mmlab.data.data_root()`).
+    Raises:
+        DataFileError: `fsdd/manifest.json` is missing or not valid JSON.
     """
     return _load(str((Path(root) if root is not None else data_root()) / "fsdd"))
 
