@@ -569,12 +569,13 @@ def test_half_precision_zero_vectors(name, dtype):
 def test_modules_with_logit_scale_far_past_the_clamp(make, call, logit_scale):
     m = make().double()
     with torch.no_grad():
-        m.logit_scale.fill_(logit_scale)  # τ = e^-50 (clamped to 0.01) or τ = e^50
+        m.logit_scale.fill_(logit_scale)  # τ = e^-50 (clamped to 0.01) or τ = e^50 (clamped to 100)
     a, b = _leaves((5, 4), (5, 4))
     out = call(m, a, b)
     _assert_finite(out.loss, a, b, *[p for p in m.parameters() if p.requires_grad])
-    # the value used is the clamped one (τ = 1/100) or e^50; compare with the functional loss at that τ
-    tau = math.exp(-min(logit_scale, L.MAX_LOGIT_SCALE))
+    # the value used is the clamped one (τ = 1/100 or 100); compare with the functional loss at that τ
+    tau = math.exp(-min(max(logit_scale, L.MIN_LOGIT_SCALE), L.MAX_LOGIT_SCALE))
+    assert tau in (pytest.approx(0.01), pytest.approx(100.0)) and m.temperature == pytest.approx(tau)
     ref = {"ClipLoss": lambda: L.info_nce(a, b, tau),
            "SigLipLoss": lambda: L.siglip(a, b, tau, m.bias.detach()),
            "SymileLoss": lambda: L.symile(a, b, a * b, temperature=tau,  # same sampled negatives

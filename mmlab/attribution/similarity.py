@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlab._checks import check_choice, check_int, check_tensor
+from mmlab._norm import l2_normalize
 from mmlab.attribution.attention import attention_rollout, gradient_attention
 from mmlab.attribution.integrated_gradients import integrated_gradients
 
@@ -96,7 +97,7 @@ def _head(model: nn.Module, modality: str) -> Callable[[Tensor], Tensor]:
 
 def _project(model: nn.Module, modality: str, features: Tensor) -> Tensor:
     """z = normalise(head(features)), as `ContrastiveModel.encode` does."""
-    return F.normalize(_head(model, modality)(features), dim=-1)  # (N, D)
+    return l2_normalize(_head(model, modality)(features), dim=-1)  # (N, D)
 
 
 def _n_prefix(encoder: nn.Module, T: int, n_content: int) -> int:

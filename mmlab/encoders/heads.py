@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlab._checks import check_choice, check_int, check_modalities, check_probability, check_tensor
+from mmlab._norm import l2_normalize
 from mmlab.losses import LossOutput
 
 PairSpec = str | Sequence[tuple[str, str]]
@@ -62,7 +62,7 @@ class ProjectionHead(nn.Module):
         check_tensor("h", h, ndim=2, what=f"of shape (B, in_dim={self.in_dim})")
         if h.shape[1] != self.in_dim:
             raise ValueError(f"`h` must be a tensor of shape (B, in_dim={self.in_dim}), got {tuple(h.shape)}.")
-        return F.normalize(self.net(h), dim=-1)  # (B, out_dim)
+        return l2_normalize(self.net(h), dim=-1)  # (B, out_dim)
 
 
 def resolve_pairs(pairs: PairSpec, modalities: Sequence[str]) -> list[tuple[str, str]]:
@@ -206,7 +206,7 @@ class ContrastiveModel(nn.Module):
                            f"({type(self.encoders[m]).__name__}): {err}") from err
             if m in self.heads:
                 h = self.heads[m](h)  # (B, D)
-            out[m] = F.normalize(h, dim=-1)  # (B, D)
+            out[m] = l2_normalize(h, dim=-1)  # (B, D)
         return out
 
     def _present(self, batch: Mapping[str, Any], m: str, size: int) -> Tensor | None:

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlab._checks import check_choice, check_int, values_are_cheap
+from mmlab._norm import l2_normalize
 from mmlab.encoders.attention import CLSTransformer
 
 PAD, UNK, CLS = 0, 1, 2
@@ -346,5 +346,5 @@ class SentenceEncoder(nn.Module):
                 self.cache[t] = e
         out = torch.stack([self.cache[t] for t in texts])  # (B, out_dim)
         if self.normalize:
-            out = F.normalize(out, dim=-1)
+            out = l2_normalize(out, dim=-1)
         return out.to(device=self._dummy.device, dtype=self._dummy.dtype)

@@ -2,7 +2,8 @@
 
 Every loss takes (B, D) embeddings (L2-normalised inside unless `normalize=False`) and returns a
 `LossOutput(loss, logits, terms)`. Temperatures τ are floats or 0-d tensors; modules store
-`logit_scale = log(1/τ)` clamped to `MAX_LOGIT_SCALE = log 100`.
+`logit_scale = log(1/τ)` clamped to [`MIN_LOGIT_SCALE`, `MAX_LOGIT_SCALE`] = [−log 100, log 100],
+i.e. 0.01 ≤ τ ≤ 100.
 
 - `info_nce`, `ClipLoss`, `pairwise_info_nce` — CLIP / InfoNCE (Oord et al. 2018; Radford et al. 2021)
 - `siglip`, `SigLipLoss` — sigmoid loss (Zhai et al. 2023)
@@ -17,7 +18,7 @@ Every loss takes (B, D) embeddings (L2-normalised inside unless `normalize=False
 from mmlab.losses.clip import ClipLoss, info_nce, pairwise_info_nce
 from mmlab.losses.clip_lite import clip_lite
 from mmlab.losses.negatives import debiased_info_nce, hard_negative_info_nce
-from mmlab.losses.output import MAX_LOGIT_SCALE, LossOutput
+from mmlab.losses.output import MAX_LOGIT_SCALE, MIN_LOGIT_SCALE, LossOutput
 from mmlab.losses.queue import MemoryQueue, QueueClipLoss, queue_info_nce
 from mmlab.losses.siglip import SigLipLoss, siglip
 from mmlab.losses.supcon import supcon
@@ -25,7 +26,7 @@ from mmlab.losses.symile import SymileLoss, multilinear_inner_product, symile
 from mmlab.losses.temperature import LearnableTemperature
 
 __all__ = [
-    "LossOutput", "MAX_LOGIT_SCALE", "LearnableTemperature",
+    "LossOutput", "MAX_LOGIT_SCALE", "MIN_LOGIT_SCALE", "LearnableTemperature",
     "info_nce", "ClipLoss", "pairwise_info_nce",
     "siglip", "SigLipLoss",
     "symile", "SymileLoss", "multilinear_inner_product",

@@ -14,6 +14,11 @@ from torch import Tensor
 MAX_LOGIT_SCALE: float = math.log(100)
 """Upper bound on `logit_scale = log(1/τ)`, i.e. τ ≥ 0.01 (CLIP, Radford et al. 2021)."""
 
+MIN_LOGIT_SCALE: float = -math.log(100)
+"""Lower bound on `logit_scale`, i.e. τ ≤ 100: logits S/τ are then within ±0.01, the softmax is
+uniform to 1 %, and τ stays a finite float (a `logit_scale` of −800 would make exp(−logit_scale)
+overflow)."""
+
 
 @dataclass
 class LossOutput:

@@ -55,6 +55,8 @@ def supcon(features: Tensor, labels: Tensor, temperature: float | Tensor = 0.07,
     scale = as_scale(temperature, z)
     y = labels.to(z.device).repeat(n_views)  # (N,)
     logits = (z * scale) @ z.T  # (N, N)
+    if z.shape[0] < 2:  # one row: no anchor has a positive (the softmax over a≠i would be empty)
+        return LossOutput((logits * 0).sum(), logits, {"anchors": logits.new_zeros(())})
     self_mask = torch.eye(z.shape[0], dtype=torch.bool, device=z.device)  # (N, N)
     pos_mask = (y[:, None] == y[None, :]) & ~self_mask  # (N, N)
     log_denominator = torch.logsumexp(logits.masked_fill(self_mask, float("-inf")), dim=1)  # (N,)

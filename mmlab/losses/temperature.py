@@ -1,10 +1,12 @@
-"""A learnable temperature, stored as `logit_scale = log(1/τ)` and clamped at τ ≥ 0.01.
+"""A learnable temperature, stored as `logit_scale = log(1/τ)` and clamped to 0.01 ≤ τ ≤ 100.
 
 CLIP (Radford et al. 2021) learns τ through `logit_scale`, initialised to log(1/0.07) and
 clamped to ≤ log 100 so that τ never drops below 0.01. The clamp happens twice: in `scale()`, on
 the value each forward pass uses (so the loss never sees τ < 0.01), and in `clamp_()`, on the
 stored parameter, which `mmlab.train.fit` calls after every optimiser step (so the parameter
-does not drift past the bound where its gradient is zero). Logs show τ, not `logit_scale`.
+does not drift past the bound where its gradient is zero). Logs show τ, not `logit_scale`. The
+lower bound `MIN_LOGIT_SCALE = −log 100` (τ ≤ 100) is ours: it keeps τ finite when a run
+diverges (exp(−logit_scale) overflows a float once logit_scale < −709).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from mmlab._checks import check_temperature
-from mmlab.losses.output import MAX_LOGIT_SCALE
+from mmlab.losses.output import MAX_LOGIT_SCALE, MIN_LOGIT_SCALE
 
 
 class LearnableTemperature(nn.Module):
@@ -33,16 +35,16 @@ class LearnableTemperature(nn.Module):
                                         requires_grad=bool(learnable))
 
     def scale(self) -> Tensor:
-        """exp(min(logit_scale, MAX_LOGIT_SCALE)) = 1/τ, as a 0-d tensor (autograd kept)."""
-        return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
+        """exp(logit_scale clamped to [MIN_LOGIT_SCALE, MAX_LOGIT_SCALE]) = 1/τ, a 0-d tensor (autograd kept)."""
+        return self.logit_scale.clamp(min=MIN_LOGIT_SCALE, max=MAX_LOGIT_SCALE).exp()
 
     @property
     def temperature(self) -> float:
         """τ = exp(−logit_scale) actually used (after the clamp), as a Python float."""
-        return math.exp(-min(float(self.logit_scale.detach()), MAX_LOGIT_SCALE))
+        return math.exp(-min(max(float(self.logit_scale.detach()), MIN_LOGIT_SCALE), MAX_LOGIT_SCALE))
 
     @torch.no_grad()
     def clamp_(self) -> LearnableTemperature:
-        """Clamp the stored `logit_scale` to ≤ MAX_LOGIT_SCALE in place (call after optimiser.step())."""
-        self.logit_scale.clamp_(max=MAX_LOGIT_SCALE)
+        """Clamp the stored `logit_scale` to [MIN_LOGIT_SCALE, MAX_LOGIT_SCALE] in place (after optimiser.step())."""
+        self.logit_scale.clamp_(min=MIN_LOGIT_SCALE, max=MAX_LOGIT_SCALE)
         return self

@@ -10,7 +10,9 @@
   dimensionality"): how many directions the embeddings really use (dimensional collapse).
 
 Every metric L2-normalises its inputs first (`â = a/‖a‖`), except `effective_rank`, which is
-about the raw matrix. float16/bfloat16 inputs are computed in float32 (sums over many pairs
+about the raw matrix. A zero row has no direction, so those metrics refuse it with a clear error
+(checked on CPU tensors; on a GPU the check would cost a device sync) rather than score it: an
+all-zero cloud would otherwise get uniformity −4, the best possible value. float16/bfloat16 inputs are computed in float32 (sums over many pairs
 lose too much in half precision). The scalar metrics return 0-d tensors that keep the autograd
 graph, so they can be used as differentiable regularisers (`loss = clip + 0.1 * uniformity(a)`)
 and checked with gradcheck; call `float(...)` to log them. (Retrieval metrics return floats.)
@@ -21,11 +23,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mmlab._checks import (check_embeddings, check_finite_if_cheap, check_int, check_paired,
-                           check_positive)
+                           check_positive, values_are_cheap)
+from mmlab._norm import l2_normalize
 
 __all__ = ["alignment", "uniformity", "modality_gap", "gap_vector", "effective_rank",
            "mean_pairwise_cosine"]
@@ -38,6 +40,16 @@ def _check_cloud(name: str, x: object, *, min_rows: int = 1) -> Tensor:
                          f"so it needs at least {min_rows} rows.")
     check_finite_if_cheap(name, x)
     return x
+
+
+def _check_directions(name: str, x: Tensor) -> None:
+    """Refuse zero rows, whose direction x̂ = x/‖x‖ is undefined (where values are cheap to read)."""
+    if values_are_cheap(x):
+        zero = (x == 0).all(dim=1).nonzero().flatten()  # (Z,)
+        if zero.numel():
+            raise ValueError(f"`{name}` row {int(zero[0])} is a zero vector ({zero.numel()} of {x.shape[0]} rows are): "
+                             "its direction x/‖x‖ is undefined, and so is this metric. Drop those rows, or check "
+                             "the encoder (a tower whose output is all zero has stopped learning).")
 
 
 def _upcast(x: Tensor) -> Tensor:
@@ -71,7 +83,9 @@ def alignment(a: Tensor, b: Tensor, alpha: float = 2) -> Tensor:
     alpha = check_positive("alpha", alpha)
     check_finite_if_cheap("a", a)
     check_finite_if_cheap("b", b)
-    diff = F.normalize(_upcast(a), dim=-1) - F.normalize(_upcast(b), dim=-1)  # (B, D)
+    _check_directions("a", a)
+    _check_directions("b", b)
+    diff = l2_normalize(_upcast(a), dim=-1) - l2_normalize(_upcast(b), dim=-1)  # (B, D)
     sq = diff.pow(2).sum(dim=1)  # (B,) ‖â_i − b̂_i‖²
     if alpha == 2:
         return sq.mean()  # smooth everywhere, even at â_i = b̂_i
@@ -100,7 +114,8 @@ def uniformity(x: Tensor, t: float = 2, *, chunk_size: int = 4096) -> Tensor:
     _check_cloud("x", x, min_rows=2)
     t = check_positive("t", t)
     check_int("chunk_size", chunk_size, minimum=1)
-    x_hat = F.normalize(_upcast(x), dim=-1)  # (B, D)
+    _check_directions("x", x)
+    x_hat = l2_normalize(_upcast(x), dim=-1)  # (B, D)
     n = x.shape[0]
     cols = torch.arange(n, device=x.device)  # (B,)
     parts = []
@@ -125,7 +140,9 @@ def gap_vector(a: Tensor, b: Tensor) -> Tensor:
         (D,) tensor (differentiable).
     """
     _check_two_clouds(a, b)
-    a_hat, b_hat = F.normalize(_upcast(a), dim=-1), F.normalize(_upcast(b), dim=-1)  # (B_a, D), (B_b, D)
+    _check_directions("a", a)
+    _check_directions("b", b)
+    a_hat, b_hat = l2_normalize(_upcast(a), dim=-1), l2_normalize(_upcast(b), dim=-1)  # (B_a, D), (B_b, D)
     return a_hat.mean(dim=0) - b_hat.mean(dim=0)  # (D,)
 
 
@@ -155,7 +172,8 @@ def mean_pairwise_cosine(x: Tensor) -> Tensor:
         0-d tensor (differentiable).
     """
     _check_cloud("x", x, min_rows=2)
-    x_hat = F.normalize(_upcast(x), dim=-1)  # (B, D)
+    _check_directions("x", x)
+    x_hat = l2_normalize(_upcast(x), dim=-1)  # (B, D)
     n = x.shape[0]
     total = x_hat.sum(dim=0)  # (D,)
     return (total.pow(2).sum() - x_hat.pow(2).sum()) / (n * (n - 1))

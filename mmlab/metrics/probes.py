@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mmlab._checks import (check_class_ids, check_embeddings, check_finite, check_finite_if_cheap, check_int,
                            check_positive)
+from mmlab._norm import l2_normalize
 from mmlab.metrics.classification import accuracy
 
 __all__ = ["linear_probe", "zero_shot_accuracy"]
@@ -95,6 +95,6 @@ def zero_shot_accuracy(x: Tensor, class_embeddings: Tensor, y: Tensor) -> float:
     check_finite_if_cheap("x", x)
     check_finite_if_cheap("class_embeddings", class_embeddings)
     common = torch.promote_types(x.dtype, class_embeddings.dtype)
-    x_hat = F.normalize(x.to(common), dim=-1)  # (B, D)
-    e_hat = F.normalize(class_embeddings.to(common), dim=-1)  # (C, D)
+    x_hat = l2_normalize(x.to(common), dim=-1)  # (B, D)
+    e_hat = l2_normalize(class_embeddings.to(common), dim=-1)  # (C, D)
     return accuracy(x_hat @ e_hat.T, y)  # cosine scores (B, C): top-1 over the classes

@@ -51,10 +51,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mmlab._checks import check_class_ids, check_embeddings, check_finite_if_cheap, check_int, check_tensor
+from mmlab._norm import l2_normalize
 from mmlab.metrics.ties import (Ties, cat_ties, expected_rank, recall_in_expectation,
                                 reciprocal_in_expectation, ties_of_block)
 
@@ -118,7 +118,7 @@ def _check_sim(sim: object, labels_query: object, labels_gallery: object) -> tup
 def _normalized_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """â, b̂ in a common dtype of at least float32 (half inputs are upcast: fewer spurious ties)."""
     common = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
-    return F.normalize(a.to(common), dim=-1), F.normalize(b.to(common), dim=-1)
+    return l2_normalize(a.to(common), dim=-1), l2_normalize(b.to(common), dim=-1)
 
 
 def _median(r: Tensor) -> float:

@@ -31,10 +31,10 @@ from mmlab.train.evaluate import _is_dataset, move_to, retrieval_eval
 from mmlab.train.history import History, TrainState
 from mmlab.utils import get_device, seed_everything
 
-try:  # the constant lives with the losses; same value if that module is unavailable
-    from mmlab.losses import MAX_LOGIT_SCALE
+try:  # the constants live with the losses; same values if that module is unavailable
+    from mmlab.losses import MAX_LOGIT_SCALE, MIN_LOGIT_SCALE
 except ImportError:  # pragma: no cover
-    MAX_LOGIT_SCALE = math.log(100)
+    MAX_LOGIT_SCALE, MIN_LOGIT_SCALE = math.log(100), -math.log(100)
 
 __all__ = ["fit", "PRECISIONS", "OPTIMIZERS"]
 
@@ -58,7 +58,7 @@ def _temperature(objs: Sequence[Any]) -> Tensor | float | None:
 
 def _clamp_actions(modules: Sequence[nn.Module]) -> list[Callable[[], None]]:
     """After each step: call `m.clamp_()` on modules that define it; clamp any other parameter
-    named `logit_scale` to ≤ MAX_LOGIT_SCALE."""
+    named `logit_scale` to [MIN_LOGIT_SCALE, MAX_LOGIT_SCALE]."""
     actions: list[Callable[[], None]] = []
     seen: set[int] = set()
     for root in modules:
@@ -71,7 +71,7 @@ def _clamp_actions(modules: Sequence[nn.Module]) -> list[Callable[[], None]]:
                 continue
             p = m._parameters.get("logit_scale")
             if p is not None and p.requires_grad:
-                actions.append(lambda p=p: p.data.clamp_(max=MAX_LOGIT_SCALE))
+                actions.append(lambda p=p: p.data.clamp_(min=MIN_LOGIT_SCALE, max=MAX_LOGIT_SCALE))
     return actions
 
 

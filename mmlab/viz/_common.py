@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from mmlab._checks import check_embeddings, check_finite, check_modalities
+from mmlab._norm import l2_normalize
 
 PALETTE = px.colors.qualitative.Plotly + px.colors.qualitative.Dark24
 SYMBOLS = ("circle", "square", "diamond", "cross", "x", "triangle-up", "star", "hexagon")
@@ -89,4 +90,4 @@ def check_hover(hover: Any, modalities: Sequence[str], n: int) -> dict[str, list
 
 def normalize(x: Tensor) -> Tensor:
     """â = a / ‖a‖ in float64."""
-    return torch.nn.functional.normalize(x.to(torch.float64), dim=-1)
+    return l2_normalize(x.to(torch.float64))
