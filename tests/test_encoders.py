@@ -353,6 +353,33 @@ def test_sentence_encoder_hub_name_offline_raises_clear_error(monkeypatch):
         SentenceEncoder("someone/not-a-bundled-model", allow_download=True)
 
 
+def test_sentence_encoder_without_network_fails_at_once_and_reads_only_the_cache(monkeypatch):
+    import socket
+
+    import sentence_transformers
+
+    from mmlab.encoders import SentenceEncoder
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    probes, loads = [], []
+
+    def no_network(address, timeout=None, *args, **kwargs):
+        probes.append((address, timeout))
+        raise OSError("Network is unreachable")
+
+    def fake_model(path, device=None, local_files_only=False, **kwargs):
+        loads.append(local_files_only)
+        raise OSError(f"{path} is not in the cache")  # what the hub client says for a cache miss
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", fake_model)
+    with pytest.raises(ValueError, match="not installed.*huggingface.co.*cannot be reached.*local Hugging Face cache"):
+        SentenceEncoder("someone/not-a-bundled-model", allow_download=True)
+    assert probes == [(("huggingface.co", 443), 3.0)]  # one bounded probe, no retries
+    assert loads == [True]  # the hub client was told to use the local cache only
+
+
 def test_sentence_encoder_rejects_non_list(sentence_encoder):
     with pytest.raises(TypeError, match=r"list of str"):
         sentence_encoder("just a string")

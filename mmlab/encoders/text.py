@@ -266,6 +266,21 @@ def _hub_offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+HUB_HOST = ("huggingface.co", 443)
+HUB_PROBE_SECONDS = 3.0  # one TCP connect; without it the hub client retries for about a minute
+
+
+def _hub_reachable() -> bool:
+    """Whether a TCP connection to the Hugging Face hub opens within HUB_PROBE_SECONDS."""
+    import socket
+
+    try:
+        with socket.create_connection(HUB_HOST, timeout=HUB_PROBE_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
 def _not_installed(model_name: str, why: str) -> ValueError:
     return ValueError(
         f"sentence-transformers model {model_name!r} is not installed: {why}. Only "
@@ -288,11 +303,18 @@ def load_sentence_model(model_name: str = DEFAULT_SENTENCE_MODEL, allow_download
         path = model_name
     from sentence_transformers import SentenceTransformer  # slow import: only when needed
 
+    # a hub name with no network: use the local cache only, and fail at once rather than retry
+    local_only = path == model_name and not Path(path).is_dir() and (_hub_offline() or not _hub_reachable())
     try:
-        return SentenceTransformer(path, device="cpu")
+        return SentenceTransformer(path, device="cpu", local_files_only=local_only)
     except Exception as err:  # offline, network or missing files: say what to do
-        why = ("downloads are disabled (HF_HUB_OFFLINE=1) and it is not in the local Hugging Face cache"
-               if _hub_offline() else f"loading failed ({type(err).__name__}: {err})")
+        if _hub_offline():
+            why = "downloads are disabled (HF_HUB_OFFLINE=1) and it is not in the local Hugging Face cache"
+        elif local_only:
+            why = (f"the Hugging Face hub ({HUB_HOST[0]}) cannot be reached from here and it is not in the "
+                   "local Hugging Face cache")
+        else:
+            why = f"loading failed ({type(err).__name__}: {err})"
         raise _not_installed(model_name, why) from err
 
 
