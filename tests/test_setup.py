@@ -73,6 +73,9 @@ def test_notebooks_are_committed_without_outputs():
         cells = json.loads(nb.read_text())["cells"]
         dirty = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
         assert not dirty, f"{nb.name} has outputs in cells {dirty}; run `make strip`"
+        ids = [c.get("id") for c in cells]  # nbformat 4.5: every cell has a unique id
+        assert all(ids) and len(set(ids)) == len(ids), f"{nb.name}: cells without a unique id: " \
+            f"{[i for i, x in enumerate(ids) if not x or ids.count(x) > 1]}"
 
 
 def test_data_folder_is_small():
