@@ -2,15 +2,18 @@
 
 `F.normalize` computes ‖x‖ = sqrt(Σ x_d²), and Σ x_d² overflows to Inf once ‖x‖ exceeds about
 1.8e19 in float32 (√ of the largest float32, 3.4e38); x / Inf is then a zero vector, and a loss
-over such rows silently returns log B. Here each row is first divided by s = 2^(⌈log₂ max_d |x_d|⌉ − 1),
-a power of two (its exponent kept within the dtype's normal range), so the row's largest entry
-lies in (1, 2] and its squared norm is at most 4D:
+over such rows silently returns log B. Here a row whose largest entry could overflow the sum,
+max_d |x_d| > T = ½·sqrt(float max / D), is first divided by a power of two,
+s = 2^(⌈log₂ max_d |x_d|⌉ − 1), which brings that entry into (1, 2]:
 
-    y = x / s,   x̂ = y / max(‖y‖, ε / s)          (= x / max(‖x‖, ε) in exact arithmetic)
+    x̂ = F.normalize(x / s),   s = 1 for every other row.
 
-Dividing by a power of two is exact in floating point (away from subnormals), so wherever
-`F.normalize` does not overflow the result and its gradient are bit-for-bit the same; ε keeps its
-meaning on the original scale (a zero row stays zero, with gradient I/ε).
+Every other row goes through `F.normalize` unchanged, so values and gradients are bit-for-bit
+the same as before wherever `F.normalize` did not overflow; a huge row keeps its direction
+(x / s points the same way, and its norm is far above ε). Used by the metrics, projection heads,
+text tower, attribution and plots; the losses still call `F.normalize` (the extra division node
+reorders autograd's gradient sums in models with three or more modalities, which changes the
+course's training runs in the last bits, so that switch waits for a re-measurement of the claims).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 NORM_EPS = 1e-12
@@ -35,9 +39,8 @@ def l2_normalize(x: Tensor, dim: int = -1, eps: float = NORM_EPS) -> Tensor:
         A tensor of x's shape and dtype; differentiable.
     """
     info = torch.finfo(x.dtype)
-    lo, hi = math.log2(info.tiny), math.floor(math.log2(info.max))  # normal exponents: -126, 127 in float32
+    limit = 0.5 * math.sqrt(info.max / max(x.shape[dim], 1))  # T: above it, Σ x_d² may overflow
     peak = x.detach().abs().amax(dim=dim, keepdim=True)  # (B, 1): the row's largest |x_d|
-    exponent = (torch.ceil(torch.log2(peak)) - 1).clamp(lo, hi)  # (B, 1); -inf (a zero row) → lo
-    s = torch.exp2(exponent)  # (B, 1), a power of two
-    y = x / s  # exact: s is a power of two
-    return y / torch.maximum(y.norm(p=2, dim=dim, keepdim=True), eps / s)
+    exponent = torch.ceil(torch.log2(peak.clamp(min=limit))) - 1  # (B, 1), finite
+    s = torch.where(peak > limit, torch.exp2(exponent), torch.ones_like(peak))  # (B, 1): 1 or a power of two
+    return F.normalize(x / s, dim=dim, eps=eps)

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmlab._checks import check_paired, check_temperature, values_are_cheap
-from mmlab._norm import l2_normalize
 
 try:
     from mmlab.losses import LossOutput
@@ -83,7 +82,7 @@ def _prepare(a: Tensor, b: Tensor, normalize: bool) -> tuple[Tensor, Tensor]:
     if a.dtype in (torch.float16, torch.bfloat16):
         a, b = a.float(), b.float()
     if normalize:
-        a, b = l2_normalize(a, dim=-1), l2_normalize(b, dim=-1)
+        a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
     return a, b
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from mmlab._norm import l2_normalize
-from mmlab.losses import MAX_LOGIT_SCALE, MIN_LOGIT_SCALE, ClipLoss, info_nce, siglip, supcon
+from mmlab.losses import MAX_LOGIT_SCALE, MIN_LOGIT_SCALE, ClipLoss, supcon
 from mmlab.metrics import alignment, mean_pairwise_cosine, modality_gap, retrieval_report, uniformity
 
 G = torch.Generator().manual_seed(0)
@@ -27,6 +27,7 @@ G = torch.Generator().manual_seed(0)
 def test_l2_normalize_is_bit_identical_to_f_normalize_where_that_does_not_overflow(dtype, scale):
     x = torch.randn(40, 17, generator=G, dtype=dtype) * scale
     x[5] = 0  # a zero row: stays zero, gradient I/ε
+    x[6, :3] = torch.tensor([1e-40, -3e-41, 2e-39], dtype=dtype)  # subnormal entries in float32
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     ours, theirs = l2_normalize(x1), F.normalize(x2, dim=-1)
     w = torch.randn(ours.shape, generator=G, dtype=dtype)
@@ -44,16 +45,11 @@ def test_l2_normalize_keeps_huge_rows_finite_and_unit(peak):
     assert torch.allclose(got, want, rtol=1e-6, atol=0) and abs(float(got.norm()) - 1) < 1e-6
 
 
-def test_a_loss_of_huge_embeddings_equals_the_loss_of_the_same_directions():
+def test_retrieval_of_huge_embeddings_equals_retrieval_of_the_same_directions():
     a = torch.randn(8, 16, generator=G)
     b = a + 0.3 * torch.randn(8, 16, generator=G)
-    small = info_nce(a, b, 0.1).loss
-    huge = info_nce(a * 1e25, b * 1e25, 0.1).loss  # F.normalize would make these zero vectors: log B
-    assert abs(float(huge) - float(small)) < 1e-5 and abs(float(huge) - math.log(8)) > 0.1
-    assert abs(float(siglip(a * 1e25, b * 1e25, 0.1, -10.0).loss) - float(siglip(a, b, 0.1, -10.0).loss)) < 1e-5
-    r_small = retrieval_report(a, b, ks=(1,))
-    r_huge = retrieval_report(a * 1e25, b * 1e25, ks=(1,))
-    assert r_small == r_huge
+    assert retrieval_report(a, b, ks=(1,)) == retrieval_report(a * 1e25, b * 1e25, ks=(1,))
+    assert float(alignment(a * 1e25, b * 1e25)) == pytest.approx(float(alignment(a, b)), rel=1e-6)
 
 
 # ----------------------------------------------------------------------------- zero rows
@@ -95,12 +91,12 @@ def test_a_far_negative_logit_scale_keeps_the_temperature_finite():
     with torch.no_grad():
         loss.logit_scale.fill_(-800.0)  # a diverged run: exp(800) overflows a float
     assert loss.temperature == pytest.approx(100.0)  # was OverflowError
-    assert float(loss.scale()) == pytest.approx(0.01)
+    assert float(loss.scale().detach()) == pytest.approx(0.01)
     a, b = torch.randn(4, 8, generator=G), torch.randn(4, 8, generator=G)
     assert torch.isfinite(loss(a, b).loss)
     loss.clamp_()
-    assert float(loss.logit_scale) == pytest.approx(MIN_LOGIT_SCALE)
+    assert float(loss.logit_scale.detach()) == pytest.approx(MIN_LOGIT_SCALE)
     with torch.no_grad():
         loss.logit_scale.fill_(50.0)
     loss.clamp_()
-    assert float(loss.logit_scale) == pytest.approx(MAX_LOGIT_SCALE) and loss.temperature == pytest.approx(0.01)
+    assert float(loss.logit_scale.detach()) == pytest.approx(MAX_LOGIT_SCALE) and loss.temperature == pytest.approx(0.01)

@@ -8,11 +8,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from mmlab._checks import (check_embeddings, check_finite_if_cheap, check_int, check_same_shape,
                            check_temperature, values_are_cheap)
-from mmlab._norm import l2_normalize
 
 NORM_EPS = 1e-12
 """ε in â = a / max(‖a‖, ε): a zero vector stays zero instead of becoming NaN."""
@@ -64,7 +64,7 @@ def prepare(names: Sequence[str], xs: Sequence[Any], normalize: bool) -> list[Te
         check_finite_if_cheap(n, x)
         eps = norm_eps(x.dtype)
         x = x.to(dtype)
-        out.append(l2_normalize(x, dim=-1, eps=eps) if normalize else x)
+        out.append(F.normalize(x, dim=-1, eps=eps) if normalize else x)
     return out
 
 

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmlab._checks import check_embeddings, check_finite_if_cheap, check_int
-from mmlab._norm import l2_normalize
 from mmlab.losses._prep import as_scale, norm_eps, prepare, upcast
 from mmlab.losses.output import LossOutput
 from mmlab.losses.temperature import LearnableTemperature
@@ -105,7 +104,7 @@ def queue_info_nce(q: Tensor, k: Tensor, queue: MemoryQueue | Tensor, temperatur
     eps = norm_eps(negatives.dtype)
     negatives = upcast(negatives.detach()).to(device=q.device, dtype=q.dtype)  # (Q, D)
     if normalize:
-        negatives = l2_normalize(negatives, dim=-1, eps=eps)
+        negatives = F.normalize(negatives, dim=-1, eps=eps)
     scale = as_scale(temperature, q)
     q = q * scale  # (B, D)
     l_pos = (q * k).sum(dim=-1, keepdim=True)  # (B, 1)
@@ -202,8 +201,8 @@ class QueueClipLoss(LearnableTemperature):
         neg_a = self.queue_a.negatives.detach().to(device=a.device, dtype=a.dtype).clone()  # (Q, D)
         neg_b = self.queue_b.negatives.detach().to(device=a.device, dtype=a.dtype).clone()  # (Q, D)
         if self.normalize:
-            neg_a = l2_normalize(neg_a, dim=-1, eps=norm_eps(neg_a.dtype))
-            neg_b = l2_normalize(neg_b, dim=-1, eps=norm_eps(neg_b.dtype))
+            neg_a = F.normalize(neg_a, dim=-1, eps=norm_eps(neg_a.dtype))
+            neg_b = F.normalize(neg_b, dim=-1, eps=norm_eps(neg_b.dtype))
         scale = self.scale().to(device=a.device, dtype=a.dtype)
         a_to_b, logits = _queue_direction(a, b, neg_b, scale, self.in_batch)
         b_to_a, _ = _queue_direction(b, a, neg_a, scale, self.in_batch)
