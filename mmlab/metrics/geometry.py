@@ -12,10 +12,11 @@
 Every metric L2-normalises its inputs first (`â = a/‖a‖`), except `effective_rank`, which is
 about the raw matrix. A zero row has no direction, so those metrics refuse it with a clear error
 (checked on CPU tensors; on a GPU the check would cost a device sync) rather than score it: an
-all-zero cloud would otherwise get uniformity −4, the best possible value. float16/bfloat16 inputs are computed in float32 (sums over many pairs
-lose too much in half precision). The scalar metrics return 0-d tensors that keep the autograd
-graph, so they can be used as differentiable regularisers (`loss = clip + 0.1 * uniformity(a)`)
-and checked with gradcheck; call `float(...)` to log them. (Retrieval metrics return floats.)
+all-zero cloud would otherwise get uniformity −4, the best possible value. float16/bfloat16
+inputs are computed in float32 (sums over many pairs lose too much in half precision). The
+scalar metrics return 0-d tensors that keep the autograd graph, so they can be used as
+differentiable regularisers (`loss = clip + 0.1 * uniformity(a)`) and checked with gradcheck;
+call `float(...)` to log them. (Retrieval metrics return floats.)
 """
 
 from __future__ import annotations
