@@ -90,7 +90,7 @@ class Recordings:
         Raises:
             DataFileError: a file is missing or its sha256 differs from `fsdd/manifest.json`.
         """
-        rows = [int(r) for r in torch.as_tensor(rows).flatten()]
+        rows = [int(r) for r in torch.as_tensor(rows).flatten().tolist()]
         bad = [r for r in rows if not 0 <= r < len(self.names)]
         if bad:
             raise ValueError(f"`rows` must index the {len(self.names)} recordings (0 to {len(self.names) - 1}); "

@@ -157,12 +157,20 @@ def spectrogram_grid(waves: Tensor, titles: list[str], rate: int = SAMPLE_RATE, 
     return fig
 
 
-def audio_players(waves: Tensor, labels: list[str], rate: int = SAMPLE_RATE) -> str:
-    """HTML: one labelled `<audio>` player per waveform of `(B, T)`, embedded as WAV (no files, no network)."""
-    import base64
+def wav_bytes(wave: Tensor, rate: int = SAMPLE_RATE) -> bytes:
+    """One waveform `(T,)` as the bytes of a 16-bit PCM WAV file (for players and widgets)."""
     import io
 
     import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, wave.detach().float().cpu().numpy(), rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def audio_players(waves: Tensor, labels: list[str], rate: int = SAMPLE_RATE) -> str:
+    """HTML: one labelled `<audio>` player per waveform of `(B, T)`, embedded as WAV (no files, no network)."""
+    import base64
 
     check_tensor("waves", waves, ndim=2, what="of shape (B, T) (a batch of mono waveforms)")
     check_int("rate", rate)
@@ -170,9 +178,7 @@ def audio_players(waves: Tensor, labels: list[str], rate: int = SAMPLE_RATE) -> 
         raise ValueError(f"`labels` has {len(labels)} entries for {waves.shape[0]} waveforms; pass one per clip.")
     cells = []
     for wave, label in zip(waves, labels):
-        buf = io.BytesIO()
-        sf.write(buf, wave.detach().float().cpu().numpy(), rate, format="WAV", subtype="PCM_16")
-        data = base64.b64encode(buf.getvalue()).decode("ascii")
+        data = base64.b64encode(wav_bytes(wave, rate)).decode("ascii")
         cells.append(f'<div style="display:inline-block;margin:4px 12px 4px 0"><b>{html.escape(label)}</b><br>'
                      f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio></div>')
     return "".join(cells)

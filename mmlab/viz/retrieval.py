@@ -69,14 +69,6 @@ def _png(image: Tensor) -> bytes:
     return buf.getvalue()
 
 
-def _wav(wave: Tensor, sample_rate: int) -> bytes:
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    sf.write(buf, wave.detach().float().cpu().numpy(), sample_rate, format="WAV")
-    return buf.getvalue()
-
-
 class RetrievalApp(widgets.VBox):
     """The widget returned by `retrieval_app`.
 
@@ -131,8 +123,9 @@ class RetrievalApp(widgets.VBox):
             return widgets.Image(value=_png(item), format="png", width=THUMB_PX, height=THUMB_PX)
         if isinstance(item, Tensor) and item.ndim == 1 and m == "audio":
             from mmlab.data import SAMPLE_RATE
+            from mmlab.data.preview import wav_bytes
 
-            return widgets.Audio(value=_wav(item, SAMPLE_RATE), format="wav", autoplay=False, loop=False)
+            return widgets.Audio(value=wav_bytes(item, SAMPLE_RATE), format="wav", autoplay=False, loop=False)
         if isinstance(item, Tensor):
             text = np.array2string(item.detach().cpu().numpy(), precision=2, threshold=16)
             return widgets.HTML(f"<code>{html.escape(text)}</code>")
