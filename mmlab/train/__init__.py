@@ -8,6 +8,9 @@ Runs that are interrupted and resumed from a checkpoint give the same history, b
 - `history`: `History` (per-step loss, τ, loss terms, evaluations) and `TrainState` (what callbacks see).
 - `callbacks`: `Callback` (on_start / on_step / on_eval / on_end), `LivePlot` (loss and τ while
   training), `EmbeddingSnapshots` (embeddings of a fixed batch and the modality gap every k steps).
+- `diagnose`: `diagnose(history, model, data, grad_norms=...)` → findings with a stable `code`
+  (loss at log B, τ at its clamp, collapse, a tower not learning), `GradientNorms` (the per-tower
+  gradient log it reads) and `report`; `fit(..., diagnose=True)` prints them at the end.
 - `evaluate`: `retrieval_eval` (fit's default `eval_fn`: R@1, modality gap, uniformity) and `move_to`.
 - re-exported from `mmlab.checkpoint`: `save_checkpoint`, `load_checkpoint`, `load_or_train`,
   `CheckpointError`.
@@ -17,10 +20,11 @@ from __future__ import annotations
 
 from mmlab.checkpoint import CheckpointError, load_checkpoint, load_or_train, save_checkpoint
 from mmlab.train.callbacks import Callback, EmbeddingSnapshots, LivePlot
+from mmlab.train.diagnose import CODES, Finding, GradientNorms, diagnose, report
 from mmlab.train.evaluate import move_to, retrieval_eval
 from mmlab.train.history import History, TrainState
 from mmlab.train.loop import MAX_LOGIT_SCALE, OPTIMIZERS, PRECISIONS, fit
 
-__all__ = ["fit", "History", "Callback", "TrainState", "LivePlot", "EmbeddingSnapshots", "retrieval_eval",
+__all__ = ["diagnose", "Finding", "GradientNorms", "report", "CODES", "fit", "History", "Callback", "TrainState", "LivePlot", "EmbeddingSnapshots", "retrieval_eval",
            "move_to", "save_checkpoint", "load_checkpoint", "load_or_train", "CheckpointError",
            "MAX_LOGIT_SCALE", "PRECISIONS", "OPTIMIZERS"]

@@ -32,6 +32,7 @@ class History:
         evals: one dict per evaluation: {"step": k, <metric>: value, ...}.
         seconds: wall-clock seconds spent training (summed over resumed sessions; not compared
             by `==`, so two runs with equal logs compare equal).
+        batch_size: rows per batch of a dataset run (for log B, the loss at chance), or None.
     """
 
     step: list[int] = field(default_factory=list)
@@ -41,6 +42,7 @@ class History:
     terms: list[dict[str, float]] = field(default_factory=list)
     evals: list[dict[str, float]] = field(default_factory=list)
     seconds: float = field(default=0.0, compare=False)
+    batch_size: int | None = None
 
     def __len__(self) -> int:
         return len(self.step)
@@ -49,7 +51,8 @@ class History:
         """A plain dict (lists, dicts, floats) for checkpoints and JSON."""
         return {"step": list(self.step), "epoch": list(self.epoch), "loss": list(self.loss),
                 "temperature": list(self.temperature), "terms": copy.deepcopy(self.terms),
-                "evals": copy.deepcopy(self.evals), "seconds": float(self.seconds)}
+                "evals": copy.deepcopy(self.evals), "seconds": float(self.seconds),
+                "batch_size": self.batch_size}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> History:
@@ -60,7 +63,8 @@ class History:
         missing = [k for k in keys if k not in d]
         if missing:
             raise ValueError(f"`d` is missing History fields {missing}; it has {sorted(d)}.")
-        return cls(**{k: copy.deepcopy(list(d[k])) for k in keys}, seconds=float(d.get("seconds", 0.0)))
+        return cls(**{k: copy.deepcopy(list(d[k])) for k in keys}, seconds=float(d.get("seconds", 0.0)),
+                   batch_size=d.get("batch_size"))
 
     def as_frame(self, evals: bool = False):
         """A pandas DataFrame: one row per step (columns step, epoch, loss, temperature and one per

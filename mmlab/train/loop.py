@@ -27,6 +27,8 @@ from torch import Tensor, nn
 from mmlab import _checks
 from mmlab.checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from mmlab.train.callbacks import Callback, _overrides
+from mmlab.train.diagnose import GradientNorms, report
+from mmlab.train.diagnose import diagnose as run_diagnose
 from mmlab.train.evaluate import _is_dataset, move_to, retrieval_eval
 from mmlab.train.history import History, TrainState
 from mmlab.utils import get_device, seed_everything
@@ -108,6 +110,14 @@ def _unpack(out: Any, where: str) -> tuple[Tensor, dict[str, Any]]:
     return loss.reshape(()), terms
 
 
+def _rows(batch: Any) -> int | None:
+    """Rows of a batch dict (the first tensor's or list's length), or None."""
+    for value in (batch.values() if isinstance(batch, Mapping) else ()):
+        if isinstance(value, (Tensor, list)) and len(value) > 0:
+            return len(value)
+    return None
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + 12_345) % (2**63 - 1)
 
@@ -185,7 +195,7 @@ def fit(model: nn.Module, train_data: Any, *, loss: Callable[[nn.Module, Any], A
         eval_fn: Callable[[nn.Module, Any], dict[str, float]] | None = None, eval_every: int | None = None,
         checkpoint: str | Path | None = None, checkpoint_every: int | None = None, resume: bool = True,
         progress: bool = True, check_finite: bool = True, clip_grad_norm: float | None = None,
-        drop_last: bool = True) -> History:
+        drop_last: bool = True, diagnose: bool = False) -> History:
     """Train `model` on `train_data` and return its `History`.
 
     Args:
@@ -218,6 +228,9 @@ def fit(model: nn.Module, train_data: Any, *, loss: Callable[[nn.Module, Any], A
         clip_grad_norm: clip the total gradient norm to this value.
         drop_last: drop a ragged last batch of each epoch (datasets only; contrastive losses
             are noisy on tiny batches).
+        diagnose: log each tower's gradient norm and, at the end, print what
+            `mmlab.train.diagnose` finds (loss at log B, τ at its clamp, collapse, a tower not
+            learning); call `diagnose(history, model, data, grad_norms=...)` yourself for the list.
     Returns:
         The History (resumed runs include the steps from before the interrupt).
     Raises:
@@ -226,6 +239,11 @@ def fit(model: nn.Module, train_data: Any, *, loss: Callable[[nn.Module, Any], A
             (when `checkpoint` is set); rerun the same call to resume.
     """
     callbacks = list(callbacks)
+    if not isinstance(diagnose, bool):
+        raise TypeError(f"`diagnose` must be True or False, got {diagnose!r}.")
+    grad_log = GradientNorms() if diagnose else None
+    if grad_log is not None:
+        callbacks.append(grad_log)
     _validate(model, train_data, loss, epochs, steps, batch_size, lr, weight_decay, optimizer, precision,
               callbacks, seed, eval_data, eval_fn, eval_every, checkpoint, checkpoint_every, clip_grad_norm)
     dev = get_device(device if not isinstance(device, torch.device) else str(device))
@@ -335,6 +353,8 @@ def fit(model: nn.Module, train_data: Any, *, loss: Callable[[nn.Module, Any], A
                 with autocast():
                     out = model(batch) if loss is None else loss(model, batch)
                 loss_t, terms = _unpack(out, "model(batch)" if loss is None else "loss(model, batch)")
+                if history.batch_size is None:
+                    history.batch_size = _rows(batch)
                 lv: Any = loss_t.detach()
                 if check_finite:
                     lv = float(lv)
@@ -403,5 +423,7 @@ def fit(model: nn.Module, train_data: Any, *, loss: Callable[[nn.Module, Any], A
     for cb in callbacks:
         if callable(getattr(cb, "on_end", None)):
             cb.on_end(state)
+    if grad_log is not None:
+        print(report(run_diagnose(history, model, data if is_ds else None, grad_norms=grad_log)))
     return history
 
