@@ -21,9 +21,11 @@ from mmlab.fusion._base import FusionOperator, check_dims
 from mmlab.fusion.attention import CoAttentionFusion, CrossAttentionFusion, MultiHeadAttention, TransformerFusion
 from mmlab.fusion.basic import ConcatFusion, GatedFusion, ProductFusion, SumFusion
 from mmlab.fusion.classifier import FusionClassifier
+from mmlab.fusion.contrastive import FusedContrastiveModel
 from mmlab.fusion.dropout import modality_dropout
 from mmlab.fusion.film import FiLMFusion
 from mmlab.fusion.late import LateFusion
+from mmlab.fusion.modulation import modulate_gradients_, ogm_ge_coefficients, scale_gradient
 from mmlab.fusion.tensor import BilinearFusion, LowRankTensorFusion, TensorFusion, outer_product_features
 
 OPERATORS: dict[str, type[FusionOperator]] = {
@@ -64,4 +66,5 @@ __all__ = [
     "BilinearFusion", "TensorFusion", "LowRankTensorFusion", "outer_product_features", "FiLMFusion",
     "CrossAttentionFusion", "CoAttentionFusion", "TransformerFusion", "MultiHeadAttention", "LateFusion",
     "FusionClassifier", "modality_dropout", "OPERATORS", "make_fusion",
+    "FusedContrastiveModel", "ogm_ge_coefficients", "scale_gradient", "modulate_gradients_",
 ]
