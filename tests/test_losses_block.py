@@ -10,7 +10,8 @@ from mmlab.losses import block_info_nce, block_mask, info_nce
 
 
 def brute_force(a, b, tau, k):
-    """½ mean over anchors of −log(exp L_ii / Σ_{j in i's block} exp L_ij), both directions, by loops."""
+    """½ mean over anchors of −log(exp L_ii / Σ_{j in block(i)} exp L_ij), both directions,
+    by explicit loops."""
     a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
     n = a.shape[0]
     total = {"a→b": 0.0, "b→a": 0.0}

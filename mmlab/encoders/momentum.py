@@ -30,8 +30,8 @@ def ema_update_(target: nn.Module, source: nn.Module, momentum: float) -> None:
     m = check_probability("momentum", momentum)
     params_k, params_q = dict(target.named_parameters()), dict(source.named_parameters())
     if params_k.keys() != params_q.keys():
-        raise ValueError("`target` and `source` must have the same parameters; build the target with "
-                         "`MomentumEncoder(source)` or `copy.deepcopy(source)`.")
+        raise ValueError("`target` and `source` must have the same parameters; build the target "
+                         "with `MomentumEncoder(source)` or `copy.deepcopy(source)`.")
     for name, p_k in params_k.items():
         p_k.mul_(m).add_(params_q[name].detach().to(p_k.dtype), alpha=1 - m)
     for (_, b_k), (_, b_q) in zip(target.named_buffers(), source.named_buffers()):
@@ -58,7 +58,7 @@ class MomentumEncoder(nn.Module):
 
     @torch.no_grad()
     def update(self, encoder: nn.Module) -> None:
-        """θ_k ← m θ_k + (1 − m) θ_q with θ_q the parameters of `encoder` (the query tower)."""
+        """θ_k ← m θ_k + (1 − m) θ_q, θ_q the parameters of `encoder` (the query tower)."""
         ema_update_(self.encoder, encoder, self.momentum)
 
     @torch.no_grad()

@@ -27,12 +27,13 @@ from mmlab.losses._prep import as_scale, prepare
 from mmlab.losses.output import LossOutput
 
 
-def block_mask(batch_size: int, block_size: int, device: torch.device | str | None = None) -> Tensor:
+def block_mask(batch_size: int, block_size: int,
+               device: torch.device | str | None = None) -> Tensor:
     """(B, B) bool mask, True where row i and column j lie in the same block of `block_size` rows.
 
     Args:
         batch_size: B ≥ 1.
-        block_size: k ≥ 1; blocks are rows [0, k), [k, 2k), …; the last one is shorter if k ∤ B.
+        block_size: k ≥ 1; blocks are rows [0, k), [k, 2k), …; the last is shorter if k ∤ B.
         device: where to build the mask.
     Returns:
         (B, B) bool tensor, block-diagonal, with a True diagonal (the positives are always kept).
@@ -43,23 +44,24 @@ def block_mask(batch_size: int, block_size: int, device: torch.device | str | No
     return blocks[:, None] == blocks[None, :]  # (B, B)
 
 
-def block_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0.07, block_size: int = 8, *,
-                   normalize: bool = True) -> LossOutput:
+def block_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0.07, block_size: int = 8,
+                   *, normalize: bool = True) -> LossOutput:
     """Symmetric InfoNCE whose negatives for row i are only the other rows of i's block of k.
 
     Args:
         a: (B, D) embeddings; row i is paired with row i of `b`.
         b: (B, D) embeddings.
         temperature: τ > 0, a float or a 0-d tensor.
-        block_size: k ≥ 1, rows per block (k − 1 negatives per anchor); k ≥ B gives `info_nce`.
+        block_size: k ≥ 1, rows per block (k − 1 negatives per anchor); k ≥ B is `info_nce`.
         normalize: L2-normalise a and b first.
     Returns:
-        LossOutput with `logits` S/τ (B, B), −∞ outside the blocks, and terms {"a→b", "b→a"}.
+        LossOutput with `logits` S/τ (B, B), −∞ outside the blocks, terms {"a→b", "b→a"}.
     """
     a, b = prepare(("a", "b"), (a, b), normalize)
     scale = as_scale(temperature, a)
     mask = block_mask(a.shape[0], block_size, a.device)  # (B, B)
-    logits = ((a * scale) @ b.T).masked_fill(~mask, float("-inf"))  # (B, B)
+    logits = (a * scale) @ b.T  # (B, B)
+    logits = logits.masked_fill(~mask, float("-inf"))  # (B, B): −∞ outside the blocks
     labels = torch.arange(a.shape[0], device=a.device)  # (B,)
     a_to_b = F.cross_entropy(logits, labels)
     b_to_a = F.cross_entropy(logits.T, labels)
