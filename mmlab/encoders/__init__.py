@@ -13,6 +13,7 @@ from typing import Any
 
 from mmlab.encoders.attention import CLSTransformer, MultiHeadSelfAttention, TransformerBlock
 from mmlab.encoders.audio import AudioConvEncoder, AudioTransformer, LogMel
+from mmlab.encoders.momentum import MomentumEncoder, ema_update_
 from mmlab.encoders.pretokenize import pretokenize
 from mmlab.encoders.text import (CLS, PAD, UNK, BagOfWordsEncoder, SentenceEncoder, TextTransformer,
                                  Tokenizer)
@@ -25,6 +26,7 @@ __all__ = [
     "LogMel", "AudioConvEncoder", "AudioTransformer",
     "Tokenizer", "TextTransformer", "BagOfWordsEncoder", "SentenceEncoder", "PAD", "UNK", "CLS", "pretokenize",
     "MultiHeadSelfAttention", "TransformerBlock", "CLSTransformer",
+    "MomentumEncoder", "ema_update_",
     *_FROM_HEADS,
 ]
 

@@ -11,10 +11,12 @@ i.e. 0.01 ≤ τ ≤ 100.
 - `clip_lite` — JSD bound with one negative (Shrivastava et al. 2021)
 - `debiased_info_nce`, `hard_negative_info_nce` — (Chuang et al. 2020; Robinson et al. 2021)
 - `MemoryQueue`, `queue_info_nce`, `QueueClipLoss` — MoCo queue (He et al. 2020); the symmetric CLIP-style module
+- `block_info_nce`, `block_mask` — InfoNCE with negatives restricted to blocks of k (a control)
 - `supcon` — supervised contrastive (Khosla et al. 2020)
 - `chunk_size=K` in `info_nce` / `siglip` — memory-efficient large batches (see `chunked`)
 """
 
+from mmlab.losses.block import block_info_nce, block_mask
 from mmlab.losses.clip import ClipLoss, info_nce, pairwise_info_nce
 from mmlab.losses.clip_lite import clip_lite
 from mmlab.losses.negatives import debiased_info_nce, hard_negative_info_nce
@@ -34,4 +36,5 @@ __all__ = [
     "debiased_info_nce", "hard_negative_info_nce",
     "MemoryQueue", "queue_info_nce", "QueueClipLoss",
     "supcon",
+    "block_info_nce", "block_mask",
 ]
