@@ -9,6 +9,7 @@ Runs that are interrupted and resumed from a checkpoint give the same history, b
 - `callbacks`: `Callback` (on_start / on_step / on_eval / on_end), `LivePlot` (loss and τ while
   training), `EmbeddingSnapshots` (embeddings of a fixed batch and the modality gap every k steps).
 - `evaluate`: `retrieval_eval` (fit's default `eval_fn`: R@1, modality gap, uniformity) and `move_to`.
+- `memory`: `peak_memory_bytes(fn, device)`, the peak tensor memory of one call (CPU and CUDA).
 - re-exported from `mmlab.checkpoint`: `save_checkpoint`, `load_checkpoint`, `load_or_train`,
   `CheckpointError`.
 """
@@ -20,7 +21,8 @@ from mmlab.train.callbacks import Callback, EmbeddingSnapshots, LivePlot
 from mmlab.train.evaluate import move_to, retrieval_eval
 from mmlab.train.history import History, TrainState
 from mmlab.train.loop import MAX_LOGIT_SCALE, OPTIMIZERS, PRECISIONS, fit
+from mmlab.train.memory import MIB, peak_memory_bytes
 
 __all__ = ["fit", "History", "Callback", "TrainState", "LivePlot", "EmbeddingSnapshots", "retrieval_eval",
            "move_to", "save_checkpoint", "load_checkpoint", "load_or_train", "CheckpointError",
-           "MAX_LOGIT_SCALE", "PRECISIONS", "OPTIMIZERS"]
+           "MAX_LOGIT_SCALE", "PRECISIONS", "OPTIMIZERS", "peak_memory_bytes", "MIB"]
