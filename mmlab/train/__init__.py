@@ -12,6 +12,7 @@ Runs that are interrupted and resumed from a checkpoint give the same history, b
   (loss at log B, τ at its clamp, collapse, a tower not learning), `GradientNorms` (the per-tower
   gradient log it reads) and `report`; `fit(..., diagnose=True)` prints them at the end.
 - `evaluate`: `retrieval_eval` (fit's default `eval_fn`: R@1, modality gap, uniformity) and `move_to`.
+- `memory`: `peak_memory_bytes(fn, device)`, the peak tensor memory of one call (CPU and CUDA).
 - re-exported from `mmlab.checkpoint`: `save_checkpoint`, `load_checkpoint`, `load_or_train`,
   `CheckpointError`.
 """
@@ -24,7 +25,8 @@ from mmlab.train.diagnose import CODES, Finding, GradientNorms, diagnose, report
 from mmlab.train.evaluate import move_to, retrieval_eval
 from mmlab.train.history import History, TrainState
 from mmlab.train.loop import MAX_LOGIT_SCALE, OPTIMIZERS, PRECISIONS, fit
+from mmlab.train.memory import MIB, peak_memory_bytes
 
 __all__ = ["diagnose", "Finding", "GradientNorms", "report", "CODES", "fit", "History", "Callback", "TrainState", "LivePlot", "EmbeddingSnapshots", "retrieval_eval",
            "move_to", "save_checkpoint", "load_checkpoint", "load_or_train", "CheckpointError",
-           "MAX_LOGIT_SCALE", "PRECISIONS", "OPTIMIZERS"]
+           "MAX_LOGIT_SCALE", "PRECISIONS", "OPTIMIZERS", "peak_memory_bytes", "MIB"]
