@@ -177,3 +177,16 @@ def test_bad_arguments_name_the_argument():
         diagnose(_history([1.0]), grad_norms=[1.0])
     assert report([]).startswith("diagnose: no problem found")
     assert set(CODES) == {"loss_at_log_b", "temperature_at_clamp", "collapse", "tower_not_learning"}
+
+
+def test_a_detached_encoder_under_a_trained_head_is_found():
+    # The head still learns (its gradient is not zero), the encoder below it does not.
+    torch.manual_seed(0)
+    model = ContrastiveModel({"a": nn.Linear(D_IN, D), "b": Detached(nn.Linear(D_IN, D))},
+                             {"a": nn.Linear(D, D), "b": nn.Linear(D, D)}, ClipLoss(0.2, normalize=False))
+    log = GradientNorms()
+    history = fit(model, _data(), steps=20, batch_size=B, lr=1e-2, progress=False, device="cpu", callbacks=[log])
+    assert sorted(log.norms) == ["a", "a head", "b", "b head"]
+    assert all(v > 0 for v in log.norms["b head"]) and all(v == 0 for v in log.norms["b"])
+    found = [f.evidence["tower"] for f in diagnose(history, grad_norms=log) if f.code == "tower_not_learning"]
+    assert found == ["b"]

@@ -27,6 +27,6 @@ from mmlab.train.history import History, TrainState
 from mmlab.train.loop import MAX_LOGIT_SCALE, OPTIMIZERS, PRECISIONS, fit
 from mmlab.train.memory import MIB, peak_memory_bytes
 
-__all__ = ["diagnose", "Finding", "GradientNorms", "report", "CODES", "fit", "History", "Callback", "TrainState", "LivePlot", "EmbeddingSnapshots", "retrieval_eval",
-           "move_to", "save_checkpoint", "load_checkpoint", "load_or_train", "CheckpointError",
+__all__ = ["fit", "History", "Callback", "TrainState", "LivePlot", "EmbeddingSnapshots", "retrieval_eval",
+           "diagnose", "Finding", "GradientNorms", "report", "CODES", "move_to", "save_checkpoint", "load_checkpoint", "load_or_train", "CheckpointError",
            "MAX_LOGIT_SCALE", "PRECISIONS", "OPTIMIZERS", "peak_memory_bytes", "MIB"]

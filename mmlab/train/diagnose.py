@@ -54,10 +54,11 @@ class Finding:
 
 
 class GradientNorms(Callback):
-    """Log ‖∇θ_m‖ and ‖θ_m‖ of each tower m (encoder + head) after every optimizer step.
+    """Log ‖∇θ_m‖ and ‖θ_m‖ of each tower m after every optimizer step.
 
-    Reads `model.encoders` and `model.heads` (a `ContrastiveModel`) or, for other models, the
-    top-level children. The norms stay on the device until read (`norms`), so logging adds no
+    For a `ContrastiveModel` the towers are the encoders (named by modality) and the projection
+    heads (named "<modality> head"), logged apart: a frozen encoder under a trained head is a tower
+    that does not learn. For other models: the top-level children. The norms stay on the device until read (`norms`), so logging adds no
     host–device sync per step. A tower whose parameters got no gradient logs 0.
     """
 
@@ -67,13 +68,16 @@ class GradientNorms(Callback):
 
     @staticmethod
     def towers(model: nn.Module) -> dict[str, list[nn.Parameter]]:
-        """Tower name → its parameters (encoder and head of a ContrastiveModel, else children)."""
+        """Tower name → its parameters (encoders and heads of a ContrastiveModel, else children)."""
         encoders = getattr(model, "encoders", None)
         if isinstance(encoders, nn.ModuleDict):
-            heads = getattr(model, "heads", {})
-            return {m: list(enc.parameters()) + (list(heads[m].parameters()) if m in heads else [])
-                    for m, enc in encoders.items()}
-        return {name: list(child.parameters()) for name, child in model.named_children()}
+            towers = {m: list(enc.parameters()) for m, enc in encoders.items()}
+            heads = getattr(model, "heads", None)
+            if isinstance(heads, nn.ModuleDict):
+                towers.update({f"{m} head": list(head.parameters()) for m, head in heads.items()})
+            return {name: params for name, params in towers.items() if params}
+        return {name: list(child.parameters()) for name, child in model.named_children()
+                if any(True for _ in child.parameters())}
 
     def on_step(self, state: TrainState) -> None:  # noqa: D102
         for m, params in self.towers(state.model).items():
