@@ -8,7 +8,7 @@ so each `mmlab.claims.claim` appends one JSON line (see `mmlab/claims.py`). Then
 
 `--write` writes one row per claim: notebook, statement, kind, the comparison, the value for each
 seed and the smallest margin. `--check` fails when a claim fails, when a notebook makes fewer than
-3 learned claims (01 to 10), or when CLAIMS.md is stale (a claim, or its threshold, is not in it).
+3 learned claims (01 on), or when CLAIMS.md is stale (a claim, or its threshold, is not in it).
 Both fail if any notebook cell fails.
 """
 
@@ -25,7 +25,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MIN_LEARNED = 3  # learned claims per notebook, 01 to 10
+MIN_LEARNED = 3  # learned claims per notebook, 01 on
 LEARNED_FROM = 1  # notebook 00 (the tour) makes facts only
 
 

@@ -231,6 +231,7 @@ def fit(model: nn.Module, train_data: Any, *, loss: Callable[[nn.Module, Any], A
         diagnose: log each tower's gradient norm and, at the end, print what
             `mmlab.train.diagnose` finds (loss at log B, τ at its clamp, collapse, a tower not
             learning); call `diagnose(history, model, data, grad_norms=...)` yourself for the list.
+            Like any on_step callback it makes fit read the loss every step (a device sync on GPUs).
     Returns:
         The History (resumed runs include the steps from before the interrupt).
     Raises:
