@@ -156,6 +156,10 @@ def test_fit_diagnose_prints_the_report(capsys):
         diagnose=True)
     out = capsys.readouterr().out
     assert "[tower_not_learning] The b tower" in out
+    # An iterable of batches (no dataset to embed) and a model without `encode`: the other checks still run.
+    batches = [_data().batch(torch.arange(i, i + B)) for i in range(0, N, B)]
+    fit(_model(), batches, epochs=2, progress=False, device="cpu", diagnose=True)
+    assert "diagnose:" in capsys.readouterr().out
     with pytest.raises(TypeError, match="diagnose"):
         fit(_model(), _data(), steps=1, batch_size=B, progress=False, device="cpu", diagnose="yes")
 

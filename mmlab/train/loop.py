@@ -425,6 +425,7 @@ def fit(model: nn.Module, train_data: Any, *, loss: Callable[[nn.Module, Any], A
         if callable(getattr(cb, "on_end", None)):
             cb.on_end(state)
     if grad_log is not None:
-        print(report(run_diagnose(history, model, data if is_ds else None, grad_norms=grad_log)))
+        embed = is_ds and callable(getattr(model, "encode", None))  # collapse needs embeddings of a dataset
+        print(report(run_diagnose(history, model if embed else None, data if embed else None, grad_norms=grad_log)))
     return history
 
