@@ -32,7 +32,7 @@ class History:
         evals: one dict per evaluation: {"step": k, <metric>: value, ...}.
         seconds: wall-clock seconds spent training (summed over resumed sessions; not compared
             by `==`, so two runs with equal logs compare equal).
-        batch_size: rows per batch of a dataset run (for log B, the loss at chance), or None.
+        batch_size: rows of the first batch (B, for log B: the loss at chance), or None.
     """
 
     step: list[int] = field(default_factory=list)
