@@ -125,6 +125,9 @@ CASES: list[Case] = [
     Case("losses.pairwise_info_nce", lambda e0, e1, e2, **kw: L.pairwise_info_nce(e0, e1, e2, **kw),
          {"e0": ("B", "D"), "e1": ("B", "D"), "e2": ("B", "D")}, temps=("temperature",), aliases=VARARGS),
     Case("losses.siglip", L.siglip, PAIR, temps=("temperature",), options=("chunk_size",)),
+    Case("losses.block_info_nce", L.block_info_nce, PAIR, temps=("temperature",), options=("block_size",)),
+    Case("losses.block_mask", L.block_mask, {}, fixed={"batch_size": 4, "block_size": 2},
+         options=("batch_size", "block_size")),
     Case("losses.SigLipLoss", _module(lambda: L.SigLipLoss(), lambda m, **kw: m(**kw)), PAIR,
          extras=[("init τ < 0", {"_ctor": lambda: L.SigLipLoss(init_temperature=-1.0)}, ("init_temperature",))]),
     Case("losses.symile", lambda e0, e1, e2, **kw: L.symile(e0, e1, e2, **kw),
@@ -170,6 +173,10 @@ CASES: list[Case] = [
     Case("metrics.mean_pairwise_cosine", M.mean_pairwise_cosine, {"x": ("B", "D")}),
     Case("metrics.zero_shot_accuracy", M.zero_shot_accuracy,
          {"x": ("B", "D"), "class_embeddings": ("C", "D"), "y": ("B",)}, ints=frozenset({"y"}), int_high=2),
+    Case("metrics.zero_shot_predict", M.zero_shot_predict, {"x": ("B", "D"), "class_embeddings": ("C", "D")}),
+    Case("metrics.prompt_ensemble", M.prompt_ensemble, {"prompt_embeddings": ("N", "C", "D")}),
+    Case("metrics.sample_k_shot", M.sample_k_shot, {"labels": ("B",)}, ints=frozenset({"labels"}), int_high=1,
+         fixed={"k": 1, "seed": 0}, options=("k",)),
     Case("metrics.accuracy", M.accuracy, {"scores": ("B", "C"), "labels": ("B",)}, ints=frozenset({"labels"}),
          int_high=2, fixed={"k": 1}, options=("k",)),
     Case("metrics.multiway_scores", M.multiway_scores, {"x": ("B", "D"), "y": ("B", "D"), "gallery": ("N", "D")},
@@ -489,7 +496,7 @@ def test_every_public_name_is_in_the_table():
     covered = {c.name.split(".", 1)[1] for c in CASES}
     for mod, prefix in ((L, "losses"), (M, "metrics")):
         missing = [n for n in mod.__all__ if callable(getattr(mod, n)) and n not in covered
-                   and n not in ("LossOutput", "LearnableTemperature", "linear_probe")]
+                   and n not in ("LossOutput", "LearnableTemperature", "linear_probe", "few_shot_probe", "few_shot_curve")]
         assert not missing, f"mmlab.{prefix} names without a validation row: {missing}"
 
 

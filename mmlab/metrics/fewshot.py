@@ -26,7 +26,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
-from mmlab._checks import check_class_ids, check_embeddings, check_int
+from mmlab._checks import check_class_ids, check_embeddings, check_finite_if_cheap, check_int, check_tensor
 from mmlab._norm import l2_normalize
 from mmlab.metrics.probes import linear_probe
 
@@ -46,7 +46,10 @@ def sample_k_shot(labels: Tensor, k: int, *, seed: int, classes: Sequence[int] |
     Raises:
         ValueError: when a class has fewer than k rows.
     """
-    check_class_ids("labels", labels, labels.shape[0] if isinstance(labels, Tensor) else 0, "labels")
+    if not isinstance(labels, Tensor) or labels.ndim != 1 or labels.numel() == 0:
+        raise ValueError("`labels` must be a non-empty (N,) tensor of integer class ids; got "
+                         f"{tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}.")
+    check_class_ids("labels", labels, labels.shape[0], "labels")
     check_int("k", k, minimum=1)
     check_int("seed", seed, minimum=0)
     y = labels.detach().cpu()
@@ -70,9 +73,9 @@ def prompt_ensemble(prompt_embeddings: Tensor) -> Tensor:
     Returns:
         (C, D) unit class embeddings (Radford et al., 2021, prompt ensembling).
     """
-    if not isinstance(prompt_embeddings, Tensor) or prompt_embeddings.ndim != 3:
-        raise ValueError("`prompt_embeddings` must be a (T, C, D) tensor: T prompt templates, C classes, "
-                         f"width D; got {getattr(prompt_embeddings, 'shape', type(prompt_embeddings).__name__)}.")
+    check_tensor("prompt_embeddings", prompt_embeddings, ndim=3,
+                 what="of shape (T, C, D): T prompt templates, C classes, width D")
+    check_finite_if_cheap("prompt_embeddings", prompt_embeddings)
     return l2_normalize(l2_normalize(prompt_embeddings, dim=-1).sum(0), dim=-1)  # (C, D)
 
 
@@ -91,6 +94,8 @@ def zero_shot_predict(x: Tensor, class_embeddings: Tensor) -> Tensor:
     if x.shape[1] != class_embeddings.shape[1]:
         raise ValueError(f"`x` {tuple(x.shape)} and `class_embeddings` {tuple(class_embeddings.shape)} "
                          "must have the same embedding width D (dim 1).")
+    check_finite_if_cheap("x", x)
+    check_finite_if_cheap("class_embeddings", class_embeddings)
     common = torch.promote_types(x.dtype, class_embeddings.dtype)
     cos = l2_normalize(x.to(common), dim=-1) @ l2_normalize(class_embeddings.to(common), dim=-1).T  # (B, C)
     return cos.argmax(dim=1)
