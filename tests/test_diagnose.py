@@ -71,6 +71,8 @@ def test_temperature_at_either_clamp_but_not_inside():
     lower = diagnose(_history([1.0] * 20, tau=[0.05] * 10 + [0.01] * 10))
     assert codes(lower) == ["temperature_at_clamp"] and lower[0].evidence["bound"] == pytest.approx(0.01)
     assert lower[0].evidence["first_step"] == 11
+    bounced = diagnose(_history([1.0] * 20, tau=[0.01] * 5 + [0.05] * 5 + [0.01] * 10))
+    assert bounced[0].evidence["first_step"] == 11  # the final stretch on the clamp, not the first touch
     upper = diagnose(_history([1.0] * 20, tau=[100.0] * 20))
     assert codes(upper) == ["temperature_at_clamp"] and "no signal" in upper[0].message
     assert diagnose(_history([1.0] * 20, tau=[0.0105] * 20)) == []  # 5 % above the clamp: inside

@@ -128,14 +128,16 @@ def _check_temperature(history: History, fraction: float) -> list[Finding]:
     tail = _tail(taus, fraction)
     for bound, name in ((TAU_MIN, "lower"), (TAU_MAX, "upper")):
         if all(abs(t - bound) <= 0.01 * bound for t in tail):
-            first = next(i for i, t in enumerate(taus) if abs(t - bound) <= 0.01 * bound)
+            first = len(taus)  # the start of the final stretch on the bound
+            while first > 0 and abs(taus[first - 1] - bound) <= 0.01 * bound:
+                first -= 1
             why = ("the loss wants sharper logits than the clamp allows: unnormalised embeddings (logits "
                    "grow without bound; L2-normalise before the dot product) or a learning rate on τ that "
                    "is too high. Harmless late in a long CLIP run (CLIP's own scale ends at 100) if "
                    "retrieval still improves." if name == "lower" else
                    "the loss prefers uniform predictions: the pairs carry no signal (check their alignment).")
             return [Finding("temperature_at_clamp",
-                            f"τ sits on its {name} clamp {bound:g} from step {history.step[first] if history.step else first + 1} "
+                            f"τ sits on its {name} clamp {bound:g} from step {first + 1} "
                             f"to the end: {why}",
                             {"temperature": tail[-1], "bound": bound, "first_step": first + 1})]
     return []
