@@ -14,8 +14,8 @@ from mmlab.utils import get_device, is_tiny, seed_everything, tiny_or_full
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("data", "encoders", "losses", "metrics", "fusion", "attribution", "train", "checkpoint", "recipes",
-               "distributed", "viz", "utils", "claims")
+_SUBMODULES = ("data", "encoders", "losses", "metrics", "fusion", "attribution", "model", "train",
+               "recipes", "distributed", "viz", "utils", "claims", "exercises")
 
 __all__ = ["get_device", "seed_everything", "is_tiny", "tiny_or_full", "__version__", *_SUBMODULES]
 

@@ -1,12 +1,15 @@
-"""Small utilities: the device helper, seeding, the tiny-mode flag and atomic file writes."""
+"""Small utilities: devices (pick one, move a batch, find a model's), seeding, the tiny-mode flag
+and atomic file writes."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,16 +32,18 @@ def get_device(prefer: str | None = None) -> torch.device:
     if prefer not in (None, "auto"):
         valid = "'auto', 'cpu', 'cuda', 'cuda:<index>', 'mps' or a torch.device"
         if isinstance(prefer, bool) or not isinstance(prefer, (str, int, torch.device)):
-            raise TypeError(f"`device` must be one of {valid}; got {type(prefer).__name__} ({prefer!r}).")
+            raise TypeError(f"`device` must be one of {valid}; got {type(prefer).__name__} "
+                            f"({prefer!r}).")
         try:
             dev = torch.device(prefer)
         except (RuntimeError, ValueError, TypeError):
-            raise ValueError(f"`device` {prefer!r} is not a device torch knows; valid forms: {valid}.") from None
+            raise ValueError(f"`device` {prefer!r} is not a device torch knows; "
+                             f"valid forms: {valid}.") from None
         if dev.type == "mps":
             mps = getattr(torch.backends, "mps", None)
             if mps is None or not mps.is_available():
-                raise ValueError(f"`device` is {prefer!r} but MPS (Apple GPU) is not available on this machine; "
-                                 "use device='auto' or 'cpu'.")
+                raise ValueError(f"`device` is {prefer!r} but MPS (Apple GPU) is not available on "
+                                 "this machine; use device='auto' or 'cpu'.")
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"`device` is {prefer!r} but CUDA is not available on this machine; "
                              "use device='auto' or 'cpu'.")
@@ -49,6 +54,38 @@ def get_device(prefer: str | None = None) -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def move_to(batch: Any, device: torch.device | str) -> Any:
+    """Move every tensor inside a batch (dicts, nested dicts, lists, tuples) to `device`.
+
+    Strings and other objects are returned untouched (`"text"` stays a `list[str]`).
+
+    Args:
+        batch: a batch dict or any nesting of containers and tensors.
+        device: the target device.
+    Returns:
+        The same structure with tensors on `device`.
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    containers = (torch.Tensor, Mapping, list, tuple)
+    if isinstance(batch, (list, tuple)) and any(isinstance(v, containers) for v in batch):
+        return type(batch)(move_to(v, device) for v in batch)
+    return batch
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (the CPU for a module with none)."""
+    p = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def is_dataset(data: Any) -> bool:
+    """A `mmlab.data.MultimodalDataset` (or anything with its `.to` / `.batches` interface)."""
+    return callable(getattr(data, "batches", None)) and callable(getattr(data, "to", None))
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -75,6 +112,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     """Write a file atomically: `write(tmp_path)` then rename over `path`.
 
     A crash or interrupt leaves either the old file or the new one, never a half-written file.
+    The file gets the permissions a plain `open(path, "w")` would give (0o666 less the umask;
+    `mkstemp` alone would make it private to the user).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +121,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         write(tmp_path)
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())

@@ -6,7 +6,7 @@ import torch
 import pytest
 from torch import nn
 
-from mmlab.checkpoint import CheckpointError, load_checkpoint, load_or_train, save_checkpoint
+from mmlab.train.checkpoint import CheckpointError, load_checkpoint, load_or_train, save_checkpoint
 from mmlab.train import History
 
 

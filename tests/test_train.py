@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmlab.data import MultimodalDataset
-from mmlab.train import Callback, History, LivePlot, fit, move_to, retrieval_eval
+from mmlab.train import Callback, History, fit, move_to, retrieval_eval
+from mmlab.viz import LivePlot
 
 N, D_IN, D = 48, 6, 4
 

@@ -1,7 +1,8 @@
-"""Callbacks for `fit`: the `Callback` base class, `LivePlot` and `EmbeddingSnapshots`.
+"""Callbacks for `fit`: the `Callback` base class and `EmbeddingSnapshots`.
 
-A callback is any object with some of `on_start`, `on_step`, `on_eval`, `on_end(state)`; `fit`
-calls them with a `TrainState`. `LivePlot` redraws the loss and τ while training runs.
+A callback is any object with some of the hooks below; `fit` calls them with its `TrainState`.
+The built-in ones live next to what they do: `Evaluator` (evaluate.py), `Checkpointer`
+(checkpointer.py), `ProgressBar` (progress.py); `mmlab.viz.LivePlot` draws while training.
 `EmbeddingSnapshots` encodes one fixed batch every few steps and keeps the embeddings and the
 modality gap ‖mean(â) − mean(b̂)‖ (Liang et al., 2022, "Mind the Gap"), so a notebook can animate
 the shared space during training (`mmlab.viz.trajectory_figure(snaps.embeddings, snaps.steps)`).
@@ -9,7 +10,6 @@ the shared space during training (`mmlab.viz.trajectory_figure(snaps.embeddings,
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -18,22 +18,32 @@ import torch
 from torch import Tensor, nn
 
 from mmlab import _checks
-from mmlab.train.evaluate import _is_dataset, _model_device, move_to
-from mmlab.train.history import History, TrainState
+from mmlab.train.state import TrainState
+from mmlab.utils import is_dataset, model_device, move_to
 
-__all__ = ["Callback", "LivePlot", "EmbeddingSnapshots"]
+__all__ = ["Callback", "EmbeddingSnapshots", "HOOKS"]
+
+HOOKS = ("on_start", "on_step_start", "on_step", "on_eval", "on_end", "on_interrupt")
 
 
 class Callback:
-    """Base class for `fit` callbacks; override any of `on_start`, `on_step`, `on_eval`, `on_end`.
+    """Base class for `fit` callbacks; override any of the hooks.
 
-    `on_start` runs once before the first step of a `fit` call (at `state.step` = 0, or the step a
-    run resumes from), `on_step` after every optimizer step, `on_eval` after every evaluation and
-    `on_end` when training stops. `state.history` is up to date when a callback runs (a callback
-    with `on_step` therefore reads the loss every step: one device sync per step on a GPU).
+    - `on_start`: once, before the first step of a `fit` call (at `state.step` = 0, or the step
+      a run resumes from);
+    - `on_step_start`: before each step's forward pass;
+    - `on_step`: after every optimizer step (the step is complete: `state.step` counts it);
+    - `on_eval`: after every evaluation (`state.metrics`);
+    - `on_end`: when training stops;
+    - `on_interrupt`: on Ctrl-C, before `fit` re-raises it (`state.phase` says where it came).
+    Reading `state.history`, `state.loss` or `state.temperature` reads the pending values from
+    the device (a sync on a GPU); a callback that does not look at values costs none.
     """
 
     def on_start(self, state: TrainState) -> None:  # noqa: D102
+        pass
+
+    def on_step_start(self, state: TrainState) -> None:  # noqa: D102
         pass
 
     def on_step(self, state: TrainState) -> None:  # noqa: D102
@@ -45,80 +55,15 @@ class Callback:
     def on_end(self, state: TrainState) -> None:  # noqa: D102
         pass
 
-
-def _overrides(cb: Any, name: str) -> bool:
-    fn = getattr(type(cb), name, None)
-    return callable(fn) and fn is not getattr(Callback, name)
-
-
-class LivePlot(Callback):
-    """Loss and τ against steps in a plotly figure, redrawn every `every` steps while training.
-
-    Uses a `plotly.graph_objects.FigureWidget` when anywidget is installed, otherwise a plain
-    figure redrawn in place through an IPython display handle. Outside a notebook it only keeps
-    `self.figure` up to date (nothing is printed).
-
-    Args:
-        every: redraw every this many steps (drawing costs a few ms; keep it ≥ 10).
-        display: show the figure in the notebook when training starts.
-        title: the figure title.
-    """
-
-    def __init__(self, every: int = 10, display: bool = True, title: str = "Training") -> None:
-        from plotly.subplots import make_subplots
-
-        self.every = _checks.check_int("every", every)
-        self.display = bool(display)
-        fig = make_subplots(specs=[[{"secondary_y": True}]])
-        fig.add_scatter(x=[], y=[], name="loss", mode="lines", secondary_y=False)
-        fig.add_scatter(x=[], y=[], name="temperature τ", mode="lines", secondary_y=True)
-        fig.update_layout(title=title, height=320, margin=dict(l=60, r=60, t=50, b=40))
-        fig.update_xaxes(title_text="step")
-        fig.update_yaxes(title_text="training loss (nats)", secondary_y=False)
-        fig.update_yaxes(title_text="temperature τ", secondary_y=True)
-        try:
-            import plotly.graph_objects as go
-            fig = go.FigureWidget(fig)
-            self.is_widget = True
-        except Exception:  # noqa: BLE001 - FigureWidget needs anywidget; fall back to a static figure
-            self.is_widget = False
-        self.figure = fig
-        self._handle: Any = None
-
-    def _show(self) -> None:
-        if self._handle is not None or not self.display:
-            return
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-        except ImportError:
-            return
-        if get_ipython() is not None:
-            self._handle = display(self.figure, display_id=True)
-
-    def update(self, history: History) -> None:
-        """Copy `history` into the figure and redraw."""
-        taus = [math.nan if t is None else t for t in history.temperature]
-        with self.figure.batch_update() if self.is_widget else contextlib.nullcontext():
-            self.figure.data[0].x, self.figure.data[0].y = list(history.step), list(history.loss)
-            self.figure.data[1].x, self.figure.data[1].y = list(history.step), taus
-        self._show()
-        if self._handle is not None and not self.is_widget:
-            self._handle.update(self.figure)
-
-    def on_step(self, state: TrainState) -> None:  # noqa: D102
-        if state.step % self.every == 0:
-            self.update(state.history)
-
-    def on_end(self, state: TrainState) -> None:  # noqa: D102
-        self.update(state.history)
+    def on_interrupt(self, state: TrainState) -> None:  # noqa: D102
+        pass
 
 
 def _as_batch(batch: Any) -> Mapping[str, Any]:
     """A batch dict, or every row of a dataset (anything with `.batch(idx)` and `len`) as one."""
     if isinstance(batch, Mapping):
         return batch
-    if _is_dataset(batch) and callable(getattr(batch, "batch", None)):
+    if is_dataset(batch) and callable(getattr(batch, "batch", None)):
         return batch.batch(torch.arange(len(batch)))
     raise TypeError(f"`batch` must be a batch dict (modality → tensor) or a MultimodalDataset, "
                     f"got {type(batch).__name__}.")
@@ -162,7 +107,8 @@ class EmbeddingSnapshots(Callback):
         self.n_view = None if n_view is None else _checks.check_int("n_view", n_view)
         if pair is not None and (not isinstance(pair, (tuple, list)) or len(pair) != 2
                                  or not all(isinstance(m, str) for m in pair) or pair[0] == pair[1]):
-            raise ValueError(f"`pair` must be two different modality names, e.g. ('image', 'text'); got {pair!r}.")
+            raise ValueError("`pair` must be two different modality names, e.g. ('image', 'text'); "
+                             f"got {pair!r}.")
         self.pair: tuple[str, str] | None = None if pair is None else (pair[0], pair[1])
         self.at_start = bool(at_start)
         self.steps: list[int] = []
@@ -188,27 +134,25 @@ class EmbeddingSnapshots(Callback):
             raise TypeError(f"EmbeddingSnapshots needs `model.encode(batch) -> dict[str, Tensor]`; "
                             f"{type(model).__name__} has no `encode`.")
         _checks.check_int("step", step, minimum=0)
-        device, was_training = _model_device(model), model.training
-        model.eval()
-        try:
-            with torch.no_grad(), torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-                z = model.encode(self._batch_on(device))
-        finally:
-            model.train(was_training)
-        z = {m: x.detach().float().cpu() for m, x in z.items()}  # each (B, D)
+        from mmlab.train.evaluate import encode_dataset
+
+        device = model_device(model)
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            z = encode_dataset(model, self._batch_on(device), cpu=True)  # each (B, D)
         if self.pair is None and len(z) >= 2:
             first, second = list(z)[:2]
             self.pair = (first, second)
         if self.pair is not None:
             missing = [m for m in self.pair if m not in z]
             if missing:
-                raise ValueError(f"`pair` {self.pair} names modalities {missing} that model.encode did not "
-                                 f"return; it returned {sorted(z)}.")
+                raise ValueError(f"`pair` {self.pair} names modalities {missing} that model.encode "
+                                 f"did not return; it returned {sorted(z)}.")
             gap = float(modality_gap(z[self.pair[0]], z[self.pair[1]]))
         else:
             gap = math.nan
         self.steps.append(int(step))
-        self.embeddings.append({m: (x if self.n_view is None else x[: self.n_view].clone()) for m, x in z.items()})
+        self.embeddings.append({m: (x if self.n_view is None else x[: self.n_view].clone())
+                                for m, x in z.items()})
         self.gaps.append(gap)
 
     def on_start(self, state: TrainState) -> None:  # noqa: D102

@@ -33,9 +33,10 @@ from torch import Tensor, nn
 
 from mmlab.losses.output import MAX_LOGIT_SCALE, MIN_LOGIT_SCALE
 from mmlab.train.callbacks import Callback
-from mmlab.train.history import History, TrainState
+from mmlab.train.history import History
+from mmlab.train.state import TrainState
 
-__all__ = ["Finding", "GradientNorms", "diagnose", "report", "CODES"]
+__all__ = ["Finding", "GradientNorms", "DiagnoseAtEnd", "diagnose", "report", "CODES"]
 
 CODES = ("loss_at_log_b", "temperature_at_clamp", "collapse", "tower_not_learning")
 TAU_MIN, TAU_MAX = math.exp(-MAX_LOGIT_SCALE), math.exp(-MIN_LOGIT_SCALE)  # 0.01, 100
@@ -97,6 +98,20 @@ class GradientNorms(Callback):
     def weight_norms(self) -> dict[str, list[float]]:
         """Tower → ‖θ_m‖ per logged step, as floats."""
         return {m: torch.stack(v).cpu().tolist() for m, v in self._params.items()}
+
+
+class DiagnoseAtEnd(GradientNorms):
+    """`GradientNorms` that prints `report(diagnose(...))` when training ends: what
+    `fit(..., diagnose=True)` adds. The collapse check needs a dataset and `model.encode`."""
+
+    def __init__(self, data: Any = None) -> None:
+        super().__init__()
+        self.data = data
+
+    def on_end(self, state: TrainState) -> None:  # noqa: D102
+        embed = self.data is not None and callable(getattr(state.model, "encode", None))
+        print(report(diagnose(state.history, state.model if embed else None,
+                              self.data if embed else None, grad_norms=self)))
 
 
 def _tail(values: Sequence[float], fraction: float) -> list[float]:

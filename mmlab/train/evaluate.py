@@ -1,50 +1,66 @@
-"""Evaluation helpers for `fit`: `move_to` (batches onto a device) and `retrieval_eval`.
+"""Evaluation: `encode_dataset` (the one "embed a dataset in eval mode" loop), `retrieval_eval`
+(fit's default `eval_fn`) and the `Evaluator` callback that runs it during training.
 
-`retrieval_eval` is `fit`'s default `eval_fn`: it embeds the evaluation set with `model.encode`
-and reports cross-modal R@1 (Radford et al., 2021, CLIP), the modality gap (Liang et al., 2022,
-"Mind the Gap") and the uniformity of each modality (Wang & Isola, 2020).
+`retrieval_eval` embeds the evaluation set with `model.encode` and reports cross-modal R@1
+(Radford et al., 2021, CLIP), the modality gap (Liang et al., 2022, "Mind the Gap") and the
+uniformity of each modality (Wang & Isola, 2020).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["move_to", "retrieval_eval"]
+from mmlab.train.callbacks import Callback
+from mmlab.train.state import TrainState
+from mmlab.utils import is_dataset, model_device, move_to
+
+__all__ = ["encode_dataset", "retrieval_eval", "Evaluator"]
 
 
-def move_to(batch: Any, device: torch.device | str) -> Any:
-    """Move every tensor inside a batch (dicts, nested dicts, lists, tuples) to `device`.
+def encode_dataset(model: nn.Module, data: Any, batch_size: int = 256, *,
+                   normalize: bool = False, cpu: bool = False) -> dict[str, Tensor]:
+    """Embed every row of `data` with `model.encode`, in eval mode, without gradients.
 
-    Strings and other objects are returned untouched (`"text"` stays a `list[str]`).
+    The model's train/eval mode is restored afterwards, even on an error.
 
     Args:
-        batch: a batch dict or any nesting of containers and tensors.
-        device: the target device.
+        model: a module with `encode(batch) -> dict[str, (B, D) Tensor]` (a ContrastiveModel).
+        data: a MultimodalDataset (read in order, `batch_size` rows at a time), one batch dict,
+            or an iterable of batch dicts.
+        batch_size: rows per forward pass for a dataset.
+        normalize: L2-normalise each row (â = a / ‖a‖) after the cast to float32.
+        cpu: move the embeddings to the CPU.
     Returns:
-        The same structure with tensors on `device`.
+        modality → float32 (N, D), rows in the order of `data`.
     """
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: move_to(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)) and any(isinstance(v, (Tensor, Mapping, list, tuple)) for v in batch):
-        return type(batch)(move_to(v, device) for v in batch)
-    return batch
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(itertools.chain(model.parameters(), model.buffers()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def _is_dataset(data: Any) -> bool:
-    """A `mmlab.data.MultimodalDataset` (or anything with its `.to` / `.batches` interface)."""
-    return callable(getattr(data, "batches", None)) and callable(getattr(data, "to", None))
+    if not callable(getattr(model, "encode", None)):
+        raise TypeError(f"encode_dataset needs `model.encode(batch) -> dict[str, Tensor]`; "
+                        f"{type(model).__name__} has no `encode`.")
+    if is_dataset(data):
+        batches: Iterable[Any] = data.batches(batch_size, shuffle=False)
+    elif isinstance(data, Mapping):
+        batches = [data]
+    else:
+        batches = data
+    device, was_training = model_device(model), model.training
+    parts: dict[str, list[Tensor]] = {}
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                for m, z in model.encode(move_to(batch, device)).items():
+                    z = F.normalize(z.float(), dim=-1) if normalize else z.float()  # (B, D)
+                    parts.setdefault(m, []).append(z.cpu() if cpu else z)
+    finally:
+        model.train(was_training)
+    return {m: torch.cat(zs) for m, zs in parts.items()}  # each (N, D)
 
 
 def retrieval_eval(model: nn.Module, data: Any, *, batch_size: int = 256) -> dict[str, float]:
@@ -52,7 +68,7 @@ def retrieval_eval(model: nn.Module, data: Any, *, batch_size: int = 256) -> dic
 
     For every pair of modalities (m1, m2): R@1 in both directions (with MRR and median rank, from
     `mmlab.metrics.retrieval_report`) and the modality gap (Liang et al., 2022); for every modality
-    the uniformity (Wang & Isola, 2020). The model is put in eval mode and restored afterwards.
+    the uniformity (Wang & Isola, 2020).
 
     Args:
         model: a module with `encode(batch) -> dict[str, Tensor]` of (B, D) embeddings.
@@ -69,23 +85,7 @@ def retrieval_eval(model: nn.Module, data: Any, *, batch_size: int = 256) -> dic
                         f"{type(model).__name__} has no `encode`. Pass your own `eval_fn`.")
     if data is None:
         raise ValueError("`eval_data` is None; pass the evaluation dataset.")
-    if _is_dataset(data):
-        batches: Iterable[Any] = data.batches(batch_size, shuffle=False)
-    elif isinstance(data, Mapping):
-        batches = [data]
-    else:
-        batches = data
-    device, was_training = _model_device(model), model.training
-    parts: dict[str, list[Tensor]] = {}
-    model.eval()
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                for m, z in model.encode(move_to(batch, device)).items():
-                    parts.setdefault(m, []).append(z.float())
-    finally:
-        model.train(was_training)
-    emb = {m: torch.cat(zs) for m, zs in parts.items()}  # each (N, D)
+    emb = encode_dataset(model, data, batch_size)
     report: dict[str, float] = {}
     for m1, m2 in itertools.combinations(emb, 2):
         report.update(retrieval_report(emb[m1], emb[m2], ks=(1,), names=(m1, m2)))
@@ -94,3 +94,49 @@ def retrieval_eval(model: nn.Module, data: Any, *, batch_size: int = 256) -> dic
         report[f"uniformity {m}"] = float(uniformity(z))
     return report
 
+
+class Evaluator(Callback):
+    """Run `eval_fn(model, eval_data)` every `every` steps and once at the end.
+
+    Each result goes into `history.evals` as {"step": k, <metric>: value, ...}, then every
+    callback's `on_eval` runs. The evaluation runs under `torch.random.fork_rng`, so it never
+    changes the training RNG stream, and under the run's autocast. A run resumed after an
+    interrupt inside an evaluation runs that evaluation first, so its history matches an
+    uninterrupted run.
+    """
+
+    def __init__(self, eval_fn: Callable[[nn.Module, Any], Mapping[str, float]], eval_data: Any,
+                 every: int | None, autocast: Callable[[], Any] = contextlib.nullcontext) -> None:
+        self.eval_fn, self.eval_data, self.every, self.autocast = eval_fn, eval_data, every, autocast
+
+    def _done(self, state: TrainState) -> bool:
+        evals = state.history.evals
+        return bool(evals) and evals[-1]["step"] == state.step
+
+    def evaluate(self, state: TrainState) -> None:
+        """Evaluate now, log the result and call every callback's `on_eval`."""
+        history = state.history  # reads pending values first: the eval comes after its step
+        device = model_device(state.model)
+        devices = [device.index or 0] if device.type == "cuda" else []
+        was_training = state.model.training
+        with torch.random.fork_rng(devices=devices), self.autocast():
+            metrics = self.eval_fn(state.model, self.eval_data)
+        state.model.train(was_training)
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"`eval_fn` must return a dict of floats, got {type(metrics).__name__}.")
+        history.evals.append({"step": state.step, **{k: float(v) for k, v in metrics.items()}})
+        state.metrics = dict(history.evals[-1])
+        state.emit("on_eval")
+
+    def on_start(self, state: TrainState) -> None:  # noqa: D102
+        due = self.every is not None and state.step > 0 and state.step % self.every == 0
+        if due and not self._done(state):  # resumed from an interrupt inside this evaluation
+            self.evaluate(state)
+
+    def on_step(self, state: TrainState) -> None:  # noqa: D102
+        if self.every is not None and state.step % self.every == 0:
+            self.evaluate(state)
+
+    def on_end(self, state: TrainState) -> None:  # noqa: D102
+        if not self._done(state):
+            self.evaluate(state)

@@ -1,8 +1,7 @@
-"""What `fit` records and what its callbacks see: `History` and `TrainState`.
+"""What `fit` records: `History`.
 
 `History` holds one entry per optimizer step (loss, τ, the loss's named terms) plus the
 evaluations, and round-trips through a plain dict for checkpoints (`to_dict` / `from_dict`).
-`TrainState` is the live view handed to callbacks (set `state.stop = True` to end training).
 """
 
 from __future__ import annotations
@@ -13,10 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-from torch import nn
-
-__all__ = ["History", "TrainState"]
+__all__ = ["History"]
 
 
 @dataclass
@@ -77,20 +73,3 @@ class History:
                               "temperature": [math.nan if t is None else t for t in self.temperature]})
         terms = pd.DataFrame(self.terms, index=frame.index) if self.terms else None
         return frame if terms is None or terms.empty else pd.concat([frame, terms], axis=1)
-
-
-@dataclass
-class TrainState:
-    """What a callback sees. Set `stop = True` in a callback to end training after this step."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    history: History
-    step: int = 0
-    epoch: int = 0
-    loss: float | None = None
-    temperature: float | None = None
-    lr: float = 0.0
-    metrics: dict[str, float] | None = None
-    stop: bool = False
-

@@ -14,14 +14,13 @@ Layout (a dict):
                  "extra": plain dict | None}}
 
 Loading reads and verifies everything in memory first (digest, model keys and shapes, optimizer
-groups); only then does it touch the model, so a failed load never leaves a half-loaded model.
-The load-or-train pattern (`load_or_train`) follows the UvA deep-learning notebooks.
+groups, the history, the types of step and extra); only then does it touch the model, so a
+failed load never changes a model or an optimizer. The load-or-train pattern (`load_or_train`)
+follows the UvA deep-learning notebooks.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,18 +29,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mmlab.train.digest import FORMAT, VERSION, check_plain, digest
+from mmlab.train.history import History
 from mmlab.utils import atomic_write
 
-FORMAT = "mmlab.checkpoint"
-VERSION = 1
-_PRIMITIVES = (str, int, float, bool, type(None))
-
-__all__ = ["save_checkpoint", "load_checkpoint", "load_or_train", "capture_rng", "restore_rng",
-           "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "load_or_train", "capture_rng",
+           "restore_rng", "CheckpointError"]
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is corrupt, truncated, not an mmlab checkpoint, or does not fit the model."""
+    """A checkpoint file is corrupt, truncated, not an mmlab checkpoint, or does not fit."""
 
 
 def capture_rng() -> dict[str, Any]:
@@ -66,62 +63,24 @@ def restore_rng(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
-def _check_plain(obj: Any, where: str) -> None:
-    """Raise TypeError if `obj` holds anything `torch.load(weights_only=True)` would refuse."""
-    if isinstance(obj, Tensor) or isinstance(obj, _PRIMITIVES):
-        return
-    if isinstance(obj, Mapping):
-        for k, v in obj.items():
-            if not isinstance(k, (str, int)):
-                raise TypeError(f"`{where}` has a key {k!r} of type {type(k).__name__}; "
-                                "checkpoint keys must be str or int.")
-            _check_plain(v, f"{where}[{k!r}]")
-        return
-    if isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            _check_plain(v, f"{where}[{i}]")
-        return
-    raise TypeError(f"`{where}` is a {type(obj).__name__}; a checkpoint holds only tensors, dicts, "
-                    "lists, tuples, str, int, float, bool and None (so it loads with "
-                    "weights_only=True). Convert it first, e.g. `history.to_dict()` or `float(x)`.")
-
-
-def _digest(obj: Any) -> str:
-    """SHA-256 over a plain object: structure, primitive values and every tensor's bytes."""
-    h = hashlib.sha256()
-
-    def visit(x: Any) -> None:
-        if isinstance(x, Tensor):
-            t = x.detach().cpu().contiguous()
-            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-            if t.numel():
-                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        elif isinstance(x, Mapping):
-            h.update(b"{")
-            for k in sorted(x, key=repr):
-                h.update(repr(k).encode())
-                visit(x[k])
-            h.update(b"}")
-        elif isinstance(x, (list, tuple)):
-            h.update(b"(" if isinstance(x, tuple) else b"[")
-            for v in x:
-                visit(v)
-            h.update(b"]")
-        elif isinstance(x, float) and math.isnan(x):
-            h.update(b"nan")
-        else:
-            h.update(f"{type(x).__name__}:{x!r}".encode())
-
-    visit(obj)
-    return h.hexdigest()
+def _history_of(obj: Any, where: str) -> History:
+    """`obj` as a History (a History, or a dict from `History.to_dict()`), or a ValueError."""
+    if isinstance(obj, History):
+        return obj
+    try:
+        return History.from_dict(obj)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where} must be a mmlab.train.History or a dict from "
+                         f"History.to_dict(): {err}") from None
 
 
 def _cpu_state(state: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.detach().cpu() if isinstance(v, Tensor) else v) for k, v in state.items()}
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    *, step: int = 0, history: Any = None, extra: Mapping[str, Any] | None = None,
+def save_checkpoint(path: str | os.PathLike, model: nn.Module,
+                    optimizer: torch.optim.Optimizer | None = None, *, step: int = 0,
+                    history: Any = None, extra: Mapping[str, Any] | None = None,
                     rng: Mapping[str, Any] | None = None) -> Path:
     """Save model (and optimizer, history, RNG states) atomically to `path`.
 
@@ -130,7 +89,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
         model: the module whose `state_dict()` is saved (tensors copied to the CPU).
         optimizer: optional optimizer whose `state_dict()` is saved.
         step: the number of completed optimisation steps.
-        history: a `mmlab.train.History` (stored as `to_dict()`) or a plain dict, or None.
+        history: a `mmlab.train.History` (stored as `to_dict()`), a dict from `to_dict()`, or None
+            (a dict that is not a History is refused here, not when loading).
         extra: optional plain dict (tensors, containers, primitives) saved alongside.
         rng: RNG states to store (default: `capture_rng()` now).
     Returns:
@@ -139,11 +99,14 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"`optimizer` must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}.")
+        raise TypeError(f"`optimizer` must be a torch.optim.Optimizer or None, "
+                        f"got {type(optimizer).__name__}.")
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"`step` must be an int ≥ 0, got {step!r}.")
-    if history is not None and hasattr(history, "to_dict"):
-        history = history.to_dict()
+    if extra is not None and not isinstance(extra, Mapping):
+        raise TypeError(f"`extra` must be a dict or None, got {type(extra).__name__}.")
+    if history is not None:
+        history = _history_of(history, "`history`").to_dict()
     payload = {
         "model": _cpu_state(model.state_dict()),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -153,8 +116,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
         "extra": dict(extra) if extra is not None else None,
     }
     for key in ("history", "extra", "optimizer", "rng"):
-        _check_plain(payload[key], key)
-    blob = {"format": FORMAT, "version": VERSION, "sha256": _digest(payload), "payload": payload}
+        check_plain(payload[key], key)
+    blob = {"format": FORMAT, "version": VERSION, "sha256": digest(payload), "payload": payload}
     return atomic_write(path, lambda tmp: torch.save(blob, tmp))
 
 
@@ -164,29 +127,72 @@ def _corrupt(path: Path, why: str) -> CheckpointError:
         f"Delete it (`os.remove({str(path)!r})`) and retrain, or point to another checkpoint.")
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """Read and verify a checkpoint file; return its payload. Touches no model."""
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and verify a checkpoint file without touching any model.
+
+    Args:
+        path: the checkpoint file.
+    Returns:
+        The payload: "model" and "optimizer" state dicts, "step" (int), "history" (a `History`
+        or None), "extra" (dict or None) and "rng" (for `restore_rng`).
+    Raises:
+        FileNotFoundError: no file at `path`.
+        PermissionError: the file exists but cannot be read (it is not called corrupt).
+        CheckpointError: corrupt or truncated, not an mmlab checkpoint, or fields of wrong types.
+    """
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No checkpoint at '{path}'. Train first, or use `load_or_train`.")
     if not path.is_file():
         raise ValueError(f"Checkpoint path '{path}' is not a file.")
     try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as err:  # permission denied, I/O error: the file may well be fine
+        raise PermissionError(
+            f"Checkpoint '{path}' exists but cannot be read ({err.strerror or err}). Nothing was "
+            "loaded. This says nothing about the file's contents: do not delete it; fix its "
+            f"permissions (e.g. `chmod u+r {str(path)!r}`) or run as its owner.") from err
+    try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, flipped bytes in the pickle, foreign objects
-        raise _corrupt(path, f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}") from err
+        first = str(err).splitlines()[0][:200] if str(err) else ""
+        raise _corrupt(path, f"{type(err).__name__}: {first}") from err
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or "payload" not in blob:
         raise CheckpointError(f"'{path}' is not an mmlab checkpoint (no format tag '{FORMAT}'); "
                               "save it with `mmlab.train.save_checkpoint`.")
     if blob.get("version") != VERSION:
-        raise CheckpointError(f"'{path}' has checkpoint version {blob.get('version')!r}; this mmlab "
-                              f"reads version {VERSION}. Retrain or convert it.")
+        raise CheckpointError(f"'{path}' has checkpoint version {blob.get('version')!r}; this "
+                              f"mmlab reads version {VERSION}. Retrain or convert it.")
     payload = blob["payload"]
-    if not isinstance(payload, dict) or _digest(payload) != blob.get("sha256"):
+    if not isinstance(payload, dict) or digest(payload) != blob.get("sha256"):
         raise _corrupt(path, "the SHA-256 digest of its contents does not match")
-    return payload
+    return _checked_payload(path, payload)
 
 
-def _check_model_state(path: Path, model: nn.Module, state: Mapping[str, Any], strict: bool) -> None:
+def _checked_payload(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload's fields, type-checked, with the history as a `History`."""
+    step, extra, history = payload.get("step"), payload.get("extra"), payload.get("history")
+    problems = []
+    if not isinstance(payload.get("model"), Mapping):
+        problems.append("'model' is not a state dict")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        problems.append(f"'step' is {step!r}, not an int ≥ 0")
+    if extra is not None and not isinstance(extra, Mapping):
+        problems.append(f"'extra' is a {type(extra).__name__}, not a dict")
+    if history is not None:
+        try:
+            history = _history_of(history, "'history'")
+        except ValueError as err:
+            problems.append(str(err))
+    if problems:
+        raise CheckpointError(f"Checkpoint '{path}' cannot be used: " + "; ".join(problems)
+                              + ". Nothing was loaded.")
+    return {**payload, "history": history}
+
+
+def _check_model_state(path: Path, model: nn.Module, state: Mapping[str, Any],
+                       strict: bool) -> None:
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -210,20 +216,41 @@ def _check_model_state(path: Path, model: nn.Module, state: Mapping[str, Any], s
 def _check_optimizer_state(path: Path, optimizer: torch.optim.Optimizer, state: Any) -> None:
     if state is None:
         raise CheckpointError(f"Checkpoint '{path}' holds no optimizer state; pass optimizer=None.")
+    groups = state.get("param_groups") if isinstance(state, Mapping) else None
+    if not isinstance(groups, list) or not isinstance(state.get("state"), Mapping):
+        raise CheckpointError(f"Checkpoint '{path}': the optimizer state is not an optimizer "
+                              "state_dict. The model was not changed.")
     own = [len(g["params"]) for g in optimizer.param_groups]
-    saved = [len(g["params"]) for g in state.get("param_groups", [])]
+    saved = [len(g.get("params", ())) if isinstance(g, Mapping) else -1 for g in groups]
     if own != saved:
-        raise CheckpointError(f"Checkpoint '{path}': optimizer parameter groups have sizes {saved}, "
-                              f"the given optimizer has {own}. Build the optimizer over the same "
-                              "parameters as when it was saved. The model was not changed.")
+        raise CheckpointError(f"Checkpoint '{path}': optimizer parameter groups have sizes "
+                              f"{saved}, the given optimizer has {own}. Build the optimizer over "
+                              "the same parameters as when it was saved. The model was not "
+                              "changed.")
 
 
-def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    *, strict: bool = True) -> dict[str, Any]:
+def apply_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any], model: nn.Module,
+                     optimizer: torch.optim.Optimizer | None = None, *,
+                     strict: bool = True) -> None:
+    """Copy a payload from `read_checkpoint` into `model` (and `optimizer`): everything is
+    checked first, so a payload that does not fit changes nothing."""
+    path = Path(path)
+    _check_model_state(path, model, payload["model"], strict)
+    if optimizer is not None:
+        _check_optimizer_state(path, optimizer, payload.get("optimizer"))
+    model.load_state_dict(payload["model"], strict=strict)
+    if optimizer is not None:
+        optimizer.load_state_dict(payload["optimizer"])
+
+
+def load_checkpoint(path: str | os.PathLike, model: nn.Module,
+                    optimizer: torch.optim.Optimizer | None = None, *,
+                    strict: bool = True) -> dict[str, Any]:
     """Load a checkpoint saved by `save_checkpoint` into `model` (and `optimizer`).
 
-    The file is read with `torch.load(weights_only=True)`, its digest verified, and the model keys,
-    shapes and optimizer groups checked, all before anything is copied into the model.
+    The file is read with `torch.load(weights_only=True)`, its digest verified, its fields
+    type-checked (the history rebuilt) and the model keys, shapes and optimizer groups checked,
+    all before anything is copied into the model: a failed load changes nothing.
 
     Args:
         path: the checkpoint file.
@@ -235,24 +262,15 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
         and "rng" (for `restore_rng`).
     Raises:
         FileNotFoundError: no file at `path`.
-        CheckpointError (a ValueError): corrupt/truncated file, not an mmlab checkpoint, or
-            keys/shapes that do not fit the model.
+        PermissionError: the file cannot be read (permissions): not a sign of corruption.
+        CheckpointError (a ValueError): corrupt/truncated file, not an mmlab checkpoint, fields of
+            the wrong type, or keys/shapes that do not fit the model.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
-    path = Path(path)
-    payload = _read(path)
-    _check_model_state(path, model, payload["model"], strict)
-    if optimizer is not None:
-        _check_optimizer_state(path, optimizer, payload.get("optimizer"))
-    model.load_state_dict(payload["model"], strict=strict)
-    if optimizer is not None:
-        optimizer.load_state_dict(payload["optimizer"])
-    history = payload.get("history")
-    if history is not None:
-        from mmlab.train import History
-        history = History.from_dict(history)
-    return {"step": payload["step"], "history": history, "extra": payload.get("extra"),
+    payload = read_checkpoint(path)
+    apply_checkpoint(path, payload, model, optimizer, strict=strict)
+    return {"step": payload["step"], "history": payload["history"], "extra": payload.get("extra"),
             "rng": payload.get("rng")}
 
 
@@ -269,13 +287,13 @@ def load_or_train(path: str | os.PathLike, train_fn: Callable[[], Any], model: n
         The history: loaded from the checkpoint, or what `train_fn()` returned.
     """
     if not callable(train_fn):
-        raise TypeError(f"`train_fn` must be callable (e.g. `lambda: fit(model, data, steps=100)`), "
+        raise TypeError("`train_fn` must be callable (e.g. `lambda: fit(model, data, steps=100)`), "
                         f"got {type(train_fn).__name__}.")
     path = Path(path)
     if path.exists():
         return load_checkpoint(path, model)["history"]
     result = train_fn()
-    history = result if result is not None and hasattr(result, "to_dict") else None
+    history = result if isinstance(result, History) else None
     step = history.step[-1] if history is not None and history.step else 0
     save_checkpoint(path, model, step=step, history=history)
     return result
