@@ -36,7 +36,8 @@ import torch
 
 from benchmarks._timing import sync
 from mmlab.data import load
-from mmlab.encoders import ContrastiveModel, pretokenize
+from mmlab.encoders import pretokenize
+from mmlab.model import ContrastiveModel
 from mmlab.recipes import TriModalConfig, trimodal_model
 
 EMBED_DIM = 64

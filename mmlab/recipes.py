@@ -46,8 +46,9 @@ import torch
 from torch import Tensor, nn
 
 from mmlab._checks import check_choice, check_int, check_temperature
-from mmlab.encoders import (AudioConvEncoder, BagOfWordsEncoder, ContrastiveModel, ConvEncoder, ProjectionHead,
-                            SentenceEncoder, TextTransformer, Tokenizer, resolve_pairs)
+from mmlab.encoders import (AudioConvEncoder, BagOfWordsEncoder, ConvEncoder, ProjectionHead,
+                            SentenceEncoder, TextTransformer, Tokenizer)
+from mmlab.model import ContrastiveModel, resolve_pairs
 from mmlab.losses import ClipLoss
 
 __all__ = ["TriModalConfig", "trimodal_model", "TEXT_KINDS", "MODALITIES"]
@@ -151,7 +152,7 @@ def trimodal_model(train_data: Any, config: TriModalConfig | None = None) -> Con
         config: a `TriModalConfig` (default: `TriModalConfig()`).
     Returns:
         A `ContrastiveModel` on the CPU, in train mode; `model(batch)` returns a `LossOutput`
-        whose terms are keyed "m1↔m2", and `model.encode(batch)` the unit-norm (B, D) embeddings.
+        whose terms are keyed "m1-m2", and `model.encode(batch)` the unit-norm (B, D) embeddings.
     Raises:
         TypeError: `config` is not a TriModalConfig, or `train_data` is not a dataset.
         ValueError: `train_data` lacks one of image/audio/text or has wrongly shaped images or

@@ -27,8 +27,9 @@ import torch
 import mmlab
 from mmlab.data import load
 from mmlab.data.fsdd import seen_speakers
-from mmlab.encoders import (AudioConvEncoder, BagOfWordsEncoder, ContrastiveModel, ConvEncoder, ProjectionHead,
+from mmlab.encoders import (AudioConvEncoder, BagOfWordsEncoder, ConvEncoder, ProjectionHead,
                             Tokenizer)
+from mmlab.model import ContrastiveModel
 from mmlab.losses import ClipLoss
 from mmlab.metrics import retrieval_report
 from mmlab.train import fit

@@ -367,11 +367,10 @@ def test_randomize_weights_copies_and_reinitialises() -> None:
 # ------------------------------------------------------------------------------ real mmlab encoders
 
 def _real_model(encoders: dict[str, nn.Module], heads: dict[str, nn.Module] | None = None):
-    heads_mod = pytest.importorskip("mmlab.encoders")
-    if not hasattr(heads_mod, "ContrastiveModel"):
-        pytest.skip("mmlab.encoders.ContrastiveModel is not available yet")
-    losses = pytest.importorskip("mmlab.losses")
-    return heads_mod.ContrastiveModel(encoders, heads, losses.ClipLoss()).eval()
+    from mmlab.losses import ClipLoss
+    from mmlab.model import ContrastiveModel
+
+    return ContrastiveModel(encoders, heads, ClipLoss()).eval()
 
 
 def test_real_vit_in_contrastive_model() -> None:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmlab.data import MultimodalDataset
-from mmlab.encoders import ContrastiveModel
+from mmlab.model import ContrastiveModel
 from mmlab.losses import ClipLoss
 from mmlab.train import CODES, Finding, GradientNorms, History, diagnose, fit, report
 

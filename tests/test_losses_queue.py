@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import mmlab.losses as L
-from mmlab.encoders import ContrastiveModel, MLPEncoder
+from mmlab.encoders import MLPEncoder
+from mmlab.model import ContrastiveModel
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:

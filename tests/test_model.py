@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from mmlab.encoders import (AudioTransformer, ContrastiveModel, ConvEncoder, ProjectionHead, TextTransformer,
+from mmlab.encoders import (AudioTransformer, ConvEncoder, ProjectionHead, TextTransformer,
                             Tokenizer, ViTEncoder)
+from mmlab.model import ContrastiveModel
 from mmlab.losses import ClipLoss, LossOutput, SymileLoss, info_nce
 
 TEXTS = ["zero", "one red", "two blue", "three green", "four", "five small"]
@@ -59,22 +60,28 @@ def params(model):
 
 # ---------------------------------------------------------------- ProjectionHead
 @pytest.mark.parametrize("kind, hidden", [("linear", None), ("mlp", None), ("mlp", 11)])
-def test_projection_head_parameter_count_and_unit_norm(kind, hidden):
+def test_projection_head_parameter_count_and_raw_projection(kind, hidden):
     i, o = 9, 4
     head = ProjectionHead(i, o, kind=kind, hidden=hidden)
     h = hidden or i
     expected = i * o + o if kind == "linear" else i * h + h + h * o + o
     assert sum(p.numel() for p in head.parameters()) == expected
-    z = head(torch.randn(3, i))
+    x = torch.randn(3, i)
+    z = head(x)
     assert z.shape == (3, o) and head.out_dim == o
-    torch.testing.assert_close(z.norm(dim=-1), torch.ones(3))
+    if kind == "linear":  # g(h) = W h + b, not normalised (the model normalises, once)
+        torch.testing.assert_close(z, x @ head.net.weight.T + head.net.bias)
+    else:
+        first, last = head.net[0], head.net[3]
+        hid = torch.nn.functional.gelu(x @ first.weight.T + first.bias)
+        torch.testing.assert_close(z, hid @ last.weight.T + last.bias)
 
 
 def test_projection_head_linear_matches_formula_and_validates():
     head = ProjectionHead(5, 3).double()
     x = torch.randn(4, 5, dtype=torch.float64)
     y = x @ head.net.weight.T + head.net.bias
-    torch.testing.assert_close(head(x), y / y.norm(dim=-1, keepdim=True))
+    torch.testing.assert_close(head(x), y)
     with pytest.raises(ValueError, match="'linear', 'mlp'"):
         ProjectionHead(5, 3, kind="conv")
     with pytest.raises(ValueError, match="in_dim=5"):
@@ -95,7 +102,8 @@ def test_encode_is_unit_norm_and_skips_absent_modalities():
     for v in z.values():
         assert v.shape == (B, 5)
         torch.testing.assert_close(v.norm(dim=-1), torch.ones(B, dtype=torch.float64))
-    torch.testing.assert_close(z["image"], model.heads["image"](model.encoders["image"](batch["image"])))
+    raw = model.heads["image"](model.encoders["image"](batch["image"]))
+    torch.testing.assert_close(z["image"], raw / raw.norm(dim=-1, keepdim=True))
     with pytest.raises(ValueError, match="missing modalities"):
         model.encode(batch, ["audio"])
     with pytest.raises(ValueError, match="none of the model's modalities"):
@@ -113,14 +121,14 @@ def test_forward_is_the_mean_over_pairs_values_and_gradients(pairs, expected):
     batch = make_batch()
     out = model(batch)
     assert isinstance(out, LossOutput)
-    assert list(out.terms) == [f"{a}↔{b}" for a, b in expected]
+    assert list(out.terms) == [f"{a}-{b}" for a, b in expected]
     z = model.encode(batch)
     tau = 1.0 / model.loss.scale()  # keeps the gradient to logit_scale
     refs = [clip_brute_force(z[a], z[b], tau) for a, b in expected]
     ref = torch.stack(refs).mean()
     torch.testing.assert_close(out.loss, ref)
     for (a, b), r in zip(expected, refs):
-        torch.testing.assert_close(out.terms[f"{a}↔{b}"], r)
+        torch.testing.assert_close(out.terms[f"{a}-{b}"], r)
     g_out = torch.autograd.grad(out.loss, params(model), allow_unused=True)
     g_ref = torch.autograd.grad(ref, params(model), allow_unused=True)
     for (name, _), x, y in zip(model.named_parameters(), g_out, g_ref):
@@ -129,6 +137,33 @@ def test_forward_is_the_mean_over_pairs_values_and_gradients(pairs, expected):
             torch.testing.assert_close(x, y, msg=lambda m: f"{name}: {m}")
     assert out.logits.shape == (B, B)
     assert model.temperature == pytest.approx(0.1)
+
+
+class Recording(nn.Module):
+    """A loss that records what it was given; `normalize` says whether it normalises itself."""
+
+    def __init__(self, normalize):
+        super().__init__()
+        self.normalize, self.seen = normalize, []
+
+    def forward(self, a, b):
+        self.seen.append((a.detach(), b.detach()))
+        return LossOutput(info_nce(a, b, 0.1, normalize=self.normalize).loss, None, {})
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_normalisation_happens_once(normalize):
+    """A loss that normalises gets the raw projections; one that does not gets unit rows."""
+    model = make_model(loss=Recording(normalize))
+    batch = make_batch()
+    model(batch)
+    raw = model.embed(batch)
+    a, b = model.loss.seen[0]
+    first, second = model.pairs[0]
+    expected = raw if normalize else model.encode(batch)
+    torch.testing.assert_close(a, expected[first])
+    torch.testing.assert_close(b, expected[second])
+    assert (raw[first].norm(dim=-1) - 1).abs().max() > 1e-3  # the raw projections are not unit
 
 
 def test_present_masks_skip_rows():
@@ -140,21 +175,21 @@ def test_present_masks_skip_rows():
     z = model.encode(batch)
     tau = model.temperature
     rows = {("image", "audio"): [0, 1, 3, 4, 5], ("image", "text"): [0, 3, 5], ("audio", "text"): [0, 2, 3, 5]}
-    refs = {f"{a}↔{b}": clip_brute_force(z[a][r], z[b][r], tau) for (a, b), r in rows.items()}
+    refs = {f"{a}-{b}": clip_brute_force(z[a][r], z[b][r], tau) for (a, b), r in rows.items()}
     for k, v in refs.items():
         torch.testing.assert_close(out.terms[k], v)
     torch.testing.assert_close(out.loss, torch.stack(list(refs.values())).mean())
     # the same as dropping the absent rows from the batch by hand
     keep = [0, 3, 5]
     small = {"image": batch["image"][keep], "text": [TEXTS[i] for i in keep]}
-    torch.testing.assert_close(out.terms["image↔text"], model(small).terms["image↔text"])
+    torch.testing.assert_close(out.terms["image-text"], model(small).terms["image-text"])
 
 
 def test_pair_without_common_rows_is_skipped_and_all_skipped_raises():
     model = make_model()
     present = {"image": torch.tensor([True] + [False] * 5), "text": torch.tensor([False, True] + [False] * 4)}
     out = model(make_batch(present))
-    assert set(out.terms) == {"image↔audio", "audio↔text"}
+    assert set(out.terms) == {"image-audio", "audio-text"}
     batch = make_batch(present)
     del batch["audio"]
     with pytest.raises(ValueError, match="no row"):
@@ -211,7 +246,7 @@ def test_multiway_gets_all_modalities_on_rows_where_all_are_present():
     assert len(rec.seen) == 3
     for seen, m in zip(rec.seen, ["image", "audio", "text"]):
         torch.testing.assert_close(seen, z[m][keep].detach())
-    assert "image↔audio↔text" in out.terms and "part" in out.terms
+    assert "image-audio-text" in out.terms and "part" in out.terms
 
 
 def test_multiway_symile_matches_direct_call():

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from mmlab.data import MultimodalDataset
-from mmlab.encoders import (PAD, BagOfWordsEncoder, ContrastiveModel, MLPEncoder, TextTransformer, Tokenizer,
+from mmlab.encoders import (PAD, BagOfWordsEncoder, MLPEncoder, TextTransformer, Tokenizer,
                             pretokenize)
+from mmlab.model import ContrastiveModel
 from mmlab.losses import ClipLoss
 from mmlab.train import fit
 

@@ -81,7 +81,8 @@ def _vocab():
 
 
 def _contrastive_model():
-    from mmlab.encoders import ContrastiveModel, MLPEncoder
+    from mmlab.encoders import MLPEncoder
+from mmlab.model import ContrastiveModel
     enc = {"image": MLPEncoder(6, hidden=8, depth=1, out_dim=4), "audio": MLPEncoder(5, hidden=8, depth=1, out_dim=4)}
     return ContrastiveModel(enc, None, L.info_nce)
 
@@ -240,9 +241,9 @@ CASES: list[Case] = [
     Case("encoders.ProjectionHead", _module(lambda: _lazy("mmlab.encoders.ProjectionHead")(6, 4, kind="mlp"),
                                             lambda m, h: m(h)), {"h": ("B", 6)}, finite=False,
          extras=[("kind", {"_ctor": lambda: _lazy("mmlab.encoders.ProjectionHead")(6, 4, kind="deep")}, ("kind",))]),
-    Case("encoders.ContrastiveModel", _module(_contrastive_model, lambda m, **kw: m(kw)),
+    Case("model.ContrastiveModel", _module(_contrastive_model, lambda m, **kw: m(kw)),
          {"image": ("B", 6), "audio": ("B", 5)}, finite=False, aliases={"image": ("image",), "audio": ("audio",)},
-         extras=[("encoders not a dict", {"_ctor": lambda: _lazy("mmlab.encoders.ContrastiveModel")([], None, L.info_nce)},
+         extras=[("encoders not a dict", {"_ctor": lambda: _lazy("mmlab.model.ContrastiveModel")([], None, L.info_nce)},
                   ("encoders",))]),
     # ---- training ---------------------------------------------------------------------------
     Case("train.fit", _fit, {}, fixed={"optimizer": "adamw", "precision": "auto", "batch_size": 4, "steps": 1},

@@ -1,4 +1,4 @@
-"""Encoders (vision, audio, text), projection heads and the `ContrastiveModel`.
+"""Encoders (vision, audio, text) and projection heads (`mmlab.model` puts them together).
 
 Every encoder maps a batch of one modality to features `(B, out_dim)` and has `out_dim: int`.
 Transformer encoders (`ViTEncoder`, `AudioTransformer`, `TextTransformer`) take
@@ -8,18 +8,14 @@ kept in the autograd graph for attribution. See docs/DESIGN.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from mmlab.encoders.attention import CLSTransformer, MultiHeadSelfAttention, TransformerBlock
 from mmlab.encoders.audio import AudioConvEncoder, AudioTransformer, LogMel
+from mmlab.encoders.heads import ProjectionHead
 from mmlab.encoders.momentum import MomentumEncoder, ema_update_
 from mmlab.encoders.pretokenize import pretokenize
 from mmlab.encoders.text import (CLS, PAD, UNK, BagOfWordsEncoder, SentenceEncoder, TextTransformer,
                                  Tokenizer)
 from mmlab.encoders.vision import ConvEncoder, MLPEncoder, ResNetEncoder, ViTEncoder
-
-_FROM_HEADS = ("ProjectionHead", "ContrastiveModel", "resolve_pairs")
 
 __all__ = [
     "ConvEncoder", "MLPEncoder", "ResNetEncoder", "ViTEncoder",
@@ -27,12 +23,6 @@ __all__ = [
     "Tokenizer", "TextTransformer", "BagOfWordsEncoder", "SentenceEncoder", "PAD", "UNK", "CLS", "pretokenize",
     "MultiHeadSelfAttention", "TransformerBlock", "CLSTransformer",
     "MomentumEncoder", "ema_update_",
-    *_FROM_HEADS,
+    "ProjectionHead",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # heads.py imports mmlab.losses; load it on first use so the encoders import on their own.
-    if name in _FROM_HEADS:
-        return getattr(importlib.import_module("mmlab.encoders.heads"), name)
-    raise AttributeError(f"module 'mmlab.encoders' has no attribute {name!r}")
