@@ -207,7 +207,7 @@ def _wrap(text: str, indent: str) -> str:
 
 
 def _exc(exc: BaseException) -> str:
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    message = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else ""
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 

@@ -41,7 +41,7 @@ SYMILE_MIP = Exercise(
     """
     raise NotImplementedError''',
     solution_code=_IMPORTS + '''def symile_mip(a, b, c):
-    return (a * b * c).sum(dim=1)     # (B, D) product of the three, summed over the D coordinates''',
+    return (a * b * c).sum(dim=1)     # (B, D) product of the three, summed over d''',
     hints=("With two vectors this would be the dot product, (a * b).sum(dim=1). Multiply all "
            "three element by element first.",
            "(a * b * c) is (B, D); sum over the coordinates (dim=1), not over the rows, to get "
