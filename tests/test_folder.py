@@ -420,3 +420,59 @@ def test_bad_root(tmp_path):
     (tmp_path / "pairs.csv").unlink()
     with pytest.raises(FolderError, match="has no pairs.csv"):
         from_folder(tmp_path)
+
+
+# ---- csv details: line numbers, header spelling, the csv itself leaving the folder ----------
+def test_line_numbers_after_a_multi_line_quoted_cell(tmp_path):
+    make_folder(tmp_path, n=3)
+    (tmp_path / "img/p2.png").write_bytes(b"junk")
+    (tmp_path / "pairs.csv").write_text(
+        "id,image,audio,text\n"
+        'p0,img/p0.png,snd/p0.wav,"a caption\nover three\nlines"\n'   # lines 2-4
+        "p1,img/p1.png,snd/p1.wav,pair 1\n"                           # line 5
+        "p2,img/p2.png,snd/p2.wav,pair 2\n")                          # line 6
+    with pytest.raises(FolderError, match=r"line 6 \(id 'p2'\)"):
+        from_folder(tmp_path)
+    with pytest.warns(UserWarning):
+        ds = from_folder(tmp_path, on_error="skip")
+    assert ds.meta["sample"]["row"].tolist() == [2, 5]
+    assert ds.modalities_data["text"][0] == "a caption\nover three\nlines"
+    (tmp_path / "pairs.csv").write_text('id,text\na,"x\ny"\nb,z\nb,w\n')
+    with pytest.raises(FolderError, match=r"lines 4 and 5"):
+        from_folder(tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["raise", "skip"])
+def test_pairs_csv_that_is_a_symlink_out_of_the_folder_is_refused(tmp_path, mode):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    make_folder(outside, n=2)
+    root.mkdir()
+    os.symlink(outside / "pairs.csv", root / "pairs.csv")
+    with pytest.raises(FolderError, match="symlink that points outside the folder"):
+        from_folder(root, on_error=mode)
+    (root / "pairs.csv").unlink()
+    make_folder(root / "sub", n=2)
+    os.symlink(root / "sub" / "pairs.csv", root / "pairs.csv")  # inside: fine
+    with pytest.raises(FolderError, match="not found"):  # its paths are relative to `root`
+        from_folder(root)
+
+
+@pytest.mark.parametrize("header, words", [
+    ("id,Image,audio", "column 'Image'.*rename it to 'image'"),
+    ("id,image,AUDIO", "column 'AUDIO'.*rename it to 'audio'"),
+    ("ID,image", "column 'ID'.*rename it to 'id'"),
+    ("id,Text", "column 'Text'.*rename it to 'text'")])
+def test_header_in_the_wrong_case_is_an_error_not_a_dropped_column(tmp_path, header, words):
+    (tmp_path / "pairs.csv").write_text(header + "\n" + ",".join(["a"] * header.count(",")) + ",x\n")
+    with pytest.raises(FolderError, match=words):
+        from_folder(tmp_path)
+
+
+def test_missing_text_column_is_an_error(tmp_path):
+    make_folder(tmp_path, n=2)
+    with pytest.raises(FolderError, match=r"`text_column` 'caption' is not a column.*'text'"):
+        from_folder(tmp_path, text_column="caption")
+    ds = from_folder(tmp_path)  # the default "text" column is optional, and here present
+    assert ds.modalities_data["text"] == ["pair 0", "pair 1"]
+    write_csv(tmp_path, [{"id": "a", "image": "img/p0.png"}], header=("id", "image"))
+    assert from_folder(tmp_path).modalities == ("image",)  # no text column: no text modality

@@ -27,8 +27,10 @@ from torch import Tensor
 
 from mmlab._checks import check_choice, check_int, check_positive
 from mmlab.data.dataset import MultimodalDataset
+from mmlab.data.limits import MAX_CLIP_SECONDS, check_at_most, check_dataset_bytes
 from mmlab.data.registry import SPLITS, register
-from mmlab.data.speech import SAMPLE_RATE, VOICES, compose_phrases, load_clips, split_voices
+from mmlab.data.speech import (SAMPLE_RATE, VOICES, compose_phrases, load_clips,
+                               split_voices)
 from mmlab.data.words import COLOURS, COLS, ROWS, SHAPES, SIZES, VOCABULARY, WORD_ID
 
 IMAGE_SIZE = 32
@@ -42,13 +44,16 @@ CELL_CENTRE = (7.5, 16.0, 24.5)  # pixels, per row (y) and per col (x)
 JITTER = 1.0  # pixels, uniform ± on each axis
 
 # Captions: (train wordings, held-out wordings) per factor value.
-SIZE_WORDS = {"small": (["small", "little"], ["tiny"]), "medium": (["medium", "medium-sized"], ["mid-sized"]),
+SIZE_WORDS = {"small": (["small", "little"], ["tiny"]),
+              "medium": (["medium", "medium-sized"], ["mid-sized"]),
               "large": (["large", "big"], ["huge"])}
-COLOUR_WORDS = {"red": (["red"], ["crimson"]), "green": (["green"], ["emerald"]), "blue": (["blue"], ["azure"]),
-                "yellow": (["yellow"], ["golden"]), "purple": (["purple"], ["violet"]),
-                "orange": (["orange"], ["amber"])}
-SHAPE_WORDS = {"circle": (["circle", "disc"], ["round blob"]), "square": (["square", "box"], ["block"]),
-               "triangle": (["triangle"], ["three-sided shape"]), "cross": (["cross", "plus sign"], ["plus"]),
+COLOUR_WORDS = {"red": (["red"], ["crimson"]), "green": (["green"], ["emerald"]),
+                "blue": (["blue"], ["azure"]), "yellow": (["yellow"], ["golden"]),
+                "purple": (["purple"], ["violet"]), "orange": (["orange"], ["amber"])}
+SHAPE_WORDS = {"circle": (["circle", "disc"], ["round blob"]),
+               "square": (["square", "box"], ["block"]),
+               "triangle": (["triangle"], ["three-sided shape"]),
+               "cross": (["cross", "plus sign"], ["plus"]),
                "star": (["star"], ["five-pointed star"])}
 ROW_WORDS = {"top": (["top", "upper"], ["top"]), "middle": (["middle"], ["middle"]),
              "bottom": (["bottom", "lower"], ["bottom"])}
@@ -63,7 +68,8 @@ TRAIN_TEMPLATES: tuple[str, ...] = (
 )
 HELDOUT_TEMPLATES: tuple[str, ...] = (
     "{row} row, {col} column: one {size} {shape} coloured {colour}",
-    "the picture shows a {colour} {shape} that is {size}, located in the {row} row and {col} column",
+    "the picture shows a {colour} {shape} that is {size}, located in the {row} row and "
+    "{col} column",
 )
 TEMPLATE_MODES = ("train", "heldout", "all")
 
@@ -92,8 +98,9 @@ def _shape_mask(kind: int, u: Tensor, v: Tensor, r: Tensor) -> Tensor:
     raise AssertionError(name)
 
 
-def render_shapes(shape: Tensor, colour: Tensor, size: Tensor, cx: Tensor, cy: Tensor, theta: Tensor,
-                  background: Tensor, generator: torch.Generator, noise_std: float = 0.04,
+def render_shapes(shape: Tensor, colour: Tensor, size: Tensor, cx: Tensor, cy: Tensor,
+                  theta: Tensor, background: Tensor, generator: torch.Generator,
+                  noise_std: float = 0.04,
                   colour_jitter: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Rasterise a batch of shapes (see the module docstring).
 
@@ -125,7 +132,8 @@ def render_shapes(shape: Tensor, colour: Tensor, size: Tensor, cx: Tensor, cy: T
     rgb = torch.tensor([COLOUR_RGB[c] for c in COLOURS])[colour]  # (B, 3)
     if colour_jitter is not None:
         rgb = rgb + colour_jitter
-    bg = background[:, None, None, None] + noise_std * torch.randn(B, 3, S, S, generator=generator)  # (B, 3, S, S)
+    noise = torch.randn(B, 3, S, S, generator=generator)  # (B, 3, S, S)
+    bg = background[:, None, None, None] + noise_std * noise  # (B, 3, S, S)
     images = bg * (1 - alpha[:, None]) + rgb[:, :, None, None] * alpha[:, None]  # (B, 3, S, S)
     images = images.clamp(0.0, 1.0)
     on = alpha > 0  # (B, S, S)
@@ -149,7 +157,8 @@ def make_captions(factors: dict[str, np.ndarray], templates: str,
 
     Args:
         factors: `{"size", "colour", "shape", "row", "col"}` int arrays (N,).
-        templates: "train" (training wordings), "heldout" (held-out templates and synonyms) or "all".
+        templates: "train" (training wordings), "heldout" (held-out templates and synonyms) or
+            "all".
         rng: NumPy generator.
     Returns:
         `(captions, template_id)`: template ids index `TRAIN_TEMPLATES + HELDOUT_TEMPLATES`.
@@ -168,8 +177,10 @@ def make_captions(factors: dict[str, np.ndarray], templates: str,
     for j in range(n):
         held = int(tid[j] >= n_train)
         slots = {}
-        for s, (key, table, names) in enumerate((("size", SIZE_WORDS, SIZES), ("colour", COLOUR_WORDS, COLOURS),
-                                                 ("shape", SHAPE_WORDS, SHAPES), ("row", ROW_WORDS, ROWS),
+        for s, (key, table, names) in enumerate((("size", SIZE_WORDS, SIZES),
+                                                 ("colour", COLOUR_WORDS, COLOURS),
+                                                 ("shape", SHAPE_WORDS, SHAPES),
+                                                 ("row", ROW_WORDS, ROWS),
                                                  ("col", COL_WORDS, COLS))):
             options = table[names[factors[key][j]]][held]
             slots[key] = options[int(pick[j, s] * len(options))]
@@ -184,23 +195,32 @@ def load_shapes(split: str = "train", n: int | None = None, seed: int = 0, templ
     """The shapes world: image (N, 3, 32, 32), text, audio (N, 32000) at 16 kHz.
 
     Args:
-        split: "train", "val" or "test"; selects the random stream and the voices (disjoint per split).
+        split: "train", "val" or "test"; selects the random stream and the voices (disjoint per
+            split).
         n: number of samples (default 2000 / 500 / 500 for train / val / test).
         seed: base seed; the same (split, n, seed, options) give the same bytes.
         templates: caption wordings, "train", "heldout" (never used by "train") or "all".
         audio: include the spoken caption (set False for a faster, image+text dataset).
-        audio_seconds: clip length; phrases longer than this are sped up to fit.
+        audio_seconds: clip length, at most MAX_CLIP_SECONDS; phrases longer than this are sped
+            up to fit.
         root: data directory holding the speech clips (default `mmlab.data.data_root()`).
     Returns:
         A `MultimodalDataset` with label = shape id, factors colour/shape/size/row/col,
         batch extra `"bbox"` (B, 4) and `meta["sample"]` with per-sample `voice` (index into
-        `meta["voices"]`), `words` (N, 5) word ids into `meta["vocabulary"]`, `template`, `speed`, `snr_db`.
+        `meta["voices"]`), `words` (N, 5) word ids into `meta["vocabulary"]`, `template`, `speed`,
+        `snr_db`.
+    Raises:
+        ValueError: for a bad option, or `n` and `audio_seconds` that would need more than
+            MAX_DATASET_BYTES (mmlab.data.limits).
     """
     check_choice("split", split, SPLITS)
     check_choice("templates", templates, TEMPLATE_MODES)
     n = DEFAULT_N[split] if n is None else check_int("n", n)
     check_int("seed", seed, minimum=0)
     audio_seconds = check_positive("audio_seconds", audio_seconds)
+    check_at_most("audio_seconds", audio_seconds, MAX_CLIP_SECONDS, "MAX_CLIP_SECONDS")
+    per_sample = 3 * IMAGE_SIZE**2 + (round(audio_seconds * SAMPLE_RATE) if audio else 0)
+    check_dataset_bytes(n, 4 * per_sample, "`n` and `audio_seconds`")  # float32 images and audio
     rng = np.random.default_rng([seed, SPLITS.index(split), 0x5A])
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     f = {k: rng.integers(0, len(v), size=n) for k, v in
@@ -212,22 +232,25 @@ def load_shapes(split: str = "train", n: int | None = None, seed: int = 0, templ
     theta = torch.from_numpy(rng.uniform(0, 2 * math.pi, size=n)).float()
     background = torch.from_numpy(rng.uniform(0.05, 0.3, size=n)).float()
     cjit = torch.from_numpy(rng.uniform(-0.05, 0.05, size=(n, 3))).float()
-    images, bbox = render_shapes(ft["shape"], ft["colour"], ft["size"], cx, cy, theta, background, gen,
-                                 colour_jitter=cjit)
+    images, bbox = render_shapes(ft["shape"], ft["colour"], ft["size"], cx, cy, theta, background,
+                                 gen, colour_jitter=cjit)
     captions, tid = make_captions(f, templates, rng)
 
     voices = split_voices(split)
     voice_global = np.array([VOICES.index(v) for v in voices])[rng.integers(0, len(voices), size=n)]
-    spoken = np.stack([f["size"], f["colour"], f["shape"], f["row"], f["col"]], 1)  # (N, 5) factor ids
+    spoken = np.stack([f["size"], f["colour"], f["shape"], f["row"], f["col"]], 1)  # (N, 5) ids
     names = (SIZES, COLOURS, SHAPES, ROWS, COLS)
-    words = np.array([[WORD_ID[names[k][spoken[j, k]]] for k in range(5)] for j in range(n)])  # (N, 5)
+    words = np.array([[WORD_ID[names[k][spoken[j, k]]] for k in range(5)]
+                      for j in range(n)])  # (N, 5)
     modalities = {"image": images}
-    sample = {"voice": torch.from_numpy(voice_global).long(), "words": torch.from_numpy(words).long(),
+    sample = {"voice": torch.from_numpy(voice_global).long(),
+              "words": torch.from_numpy(words).long(),
               "template": torch.from_numpy(tid).long(), "centre": torch.stack([cx, cy], 1),
               "theta": theta}
     if audio:
         clips = load_clips(root)
-        phrases = [[clips[(VOICES[voice_global[j]].voice_id, names[k][spoken[j, k]])] for k in range(5)]
+        phrases = [[clips[(VOICES[voice_global[j]].voice_id, names[k][spoken[j, k]])]
+                    for k in range(5)]
                    for j in range(n)]
         wave, info = compose_phrases(phrases, int(round(audio_seconds * SAMPLE_RATE)), rng)
         modalities["audio"] = wave
@@ -235,6 +258,8 @@ def load_shapes(split: str = "train", n: int | None = None, seed: int = 0, templ
     modalities["text"] = captions
     meta = {"name": "shapes", "split": split, "seed": seed, "templates": templates,
             "voices": [v.voice_id for v in VOICES], "split_voices": [v.voice_id for v in voices],
-            "vocabulary": list(VOCABULARY), "template_strings": list(TRAIN_TEMPLATES + HELDOUT_TEMPLATES),
+            "vocabulary": list(VOCABULARY),
+            "template_strings": list(TRAIN_TEMPLATES + HELDOUT_TEMPLATES),
             "sample_rate": SAMPLE_RATE, "extras": {"bbox": bbox}, "sample": sample}
-    return MultimodalDataset(modalities, label=ft["shape"].clone(), factors=ft, classes=list(SHAPES), meta=meta)
+    return MultimodalDataset(modalities, label=ft["shape"].clone(), factors=ft,
+                             classes=list(SHAPES), meta=meta)
