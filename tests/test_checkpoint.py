@@ -173,3 +173,92 @@ def test_load_or_train_trains_once_then_loads(tmp_path):
     assert len(calls) == 1  # loaded, not retrained
     _assert_same(_params(other), trained)
     assert h2 == h1
+
+
+# ---------------------------------------------------------------- a failed load changes nothing
+def _write_raw(path, payload) -> None:
+    """A checkpoint with a valid digest around any payload (what a buggy writer could produce)."""
+    from mmlab.train.digest import FORMAT, VERSION, digest
+
+    torch.save({"format": FORMAT, "version": VERSION, "sha256": digest(payload),
+                "payload": payload}, path)
+
+
+def _payload(model, **changes) -> dict:
+    base = {"model": {k: v.clone() for k, v in model.state_dict().items()}, "optimizer": None,
+            "step": 3, "history": History().to_dict(), "rng": {"torch": torch.get_rng_state(),
+                                                            "cuda": []}, "extra": None}
+    return {**base, **changes}
+
+
+def test_save_refuses_a_history_that_is_not_one(tmp_path):
+    with pytest.raises(ValueError, match="`history` must be a mmlab.train.History"):
+        save_checkpoint(tmp_path / "c.pt", _model(), history={"loss": [1.0]})
+    assert not (tmp_path / "c.pt").exists()
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"history": {"loss": [1.0]}}, "'history' must be"),
+    ({"step": "three"}, "'step' is 'three'"),
+    ({"extra": [1, 2]}, "'extra' is a list"),
+    ({"optimizer": {"state": {}, "param_groups": "nope"}}, "not an optimizer state_dict"),
+])
+def test_a_failed_load_changes_neither_model_nor_optimizer(tmp_path, changes, match):
+    saved, _ = _trained()
+    _write_raw(tmp_path / "c.pt", _payload(saved, **changes))
+    model, opt = _trained(steps=1)
+    before, opt_before = _params(model), repr(opt.state_dict())
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(tmp_path / "c.pt", model, opt)
+    _assert_same(before, _params(model))
+    assert repr(opt.state_dict()) == opt_before
+
+
+def test_fit_refuses_a_file_without_training_state_before_loading(tmp_path):
+    from mmlab.data import MultimodalDataset
+    from mmlab.train import fit
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, batch):
+            return self.lin(batch["x"]).pow(2).mean()
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "c.pt", Net())  # saved outside fit: no training state
+    model = Net()
+    before = _params(model)
+    data = MultimodalDataset({"x": torch.randn(32, 4)})
+    with pytest.raises(CheckpointError, match="no training state .* nothing was loaded"):
+        fit(model, data, steps=2, batch_size=8, progress=False, checkpoint=tmp_path / "c.pt")
+    _assert_same(before, _params(model))
+
+
+def test_an_unreadable_file_is_not_called_corrupt(tmp_path, monkeypatch):
+    import builtins
+
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, _model())
+    real_open = builtins.open
+
+    def denied(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", denied)
+    with pytest.raises(PermissionError, match="cannot be read .*Permission denied.* do not delete"):
+        load_checkpoint(path, _model())
+
+
+def test_files_get_the_users_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        path = save_checkpoint(tmp_path / "c.pt", _model())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
