@@ -379,6 +379,11 @@ def test_training_curves_from_dict():
     no_tau = V.training_curves({"step": [1, 2], "loss": [1.0, 0.5], "temperature": [None, None],
                                 "evals": [{"step": 2, "gap image-text": 0.3, "uniformity image": -1.0}]})
     assert [t.name for t in no_tau.data] == ["loss", "gap image-text", "uniformity image"]
+    titles = [a.text for a in no_tau.layout.annotations]
+    assert titles == ["loss", "gap", "uniformity"]  # no empty τ or R@1 panel
+    bare = V.training_curves({"step": [1, 2], "loss": [1.0, 0.5], "temperature": [0.1, 0.09]})
+    assert [a.text for a in bare.layout.annotations] == ["loss", "temperature"]
+    assert bare.layout.yaxis2.type == "log" and "xaxis3" not in bare.layout
     with pytest.raises(ValueError, match="steps"):
         V.training_curves({"step": [0, 1], "loss": [1.0]})
     with pytest.raises(TypeError):

@@ -40,15 +40,16 @@ def _field(history: Any, key: str, default: Any = None) -> Any:
 
 
 def training_curves(history: Any, title: str = "Training curves") -> go.Figure:
-    """Subplots of loss, τ, R@1, modality gap and uniformity against the training step.
+    """Loss, τ, R@1, modality gap and uniformity against the training step: one panel each,
+    only for the quantities the history holds (a run without evaluation shows loss and τ).
 
     Args:
         history: `fit`'s History or a dict with "step" and "loss" (lists), optional
             "temperature" (list) and "evals" (list of dicts with "step" and metric keys such
-            as "image→text R@1", "gap", "uniformity"). Missing metrics leave their panel empty.
+            as "image→text R@1", "gap", "uniformity").
         title: the figure title.
     Returns:
-        A plotly Figure with five panels (2 rows × 3 columns).
+        A plotly Figure, one panel per quantity with data (up to 3 per row).
     """
     if not isinstance(history, Mapping) and not hasattr(history, "loss"):
         raise TypeError(f"`history` must be fit's History or a dict with 'step' and 'loss', "
@@ -57,37 +58,44 @@ def training_curves(history: Any, title: str = "Training curves") -> go.Figure:
     steps = _field(history, "step", None)
     steps = list(range(len(loss))) if steps is None else _seq("history.step", steps)
     if len(steps) != len(loss):
-        raise ValueError(f"`history` has {len(steps)} steps but {len(loss)} loss values; they must match.")
+        raise ValueError(f"`history` has {len(steps)} steps but {len(loss)} loss values; "
+                         "they must match.")
     temp = _field(history, "temperature", None)
     temp = [] if temp is None else _seq("history.temperature", temp)
     evals = _field(history, "evals", None) or []
     if not isinstance(evals, Sequence) or not all(isinstance(e, Mapping) for e in evals):
-        raise TypeError("`history.evals` must be a list of dicts with a 'step' key and metric values.")
-
-    fig = make_subplots(rows=2, cols=3, subplot_titles=[p[0] for p in PANELS])
-    cells = [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
-    fig.add_trace(go.Scatter(x=steps, y=loss, mode="lines", name="loss", line=dict(color=color(0))), 1, 1)
-    if any(t is not None for t in temp):  # None: the model has no temperature
-        fig.add_trace(go.Scatter(x=steps[:len(temp)], y=temp, mode="lines", name="τ",
-                                 line=dict(color=color(1))), 1, 2)
+        raise TypeError("`history.evals` must be a list of dicts with a 'step' key and metric "
+                        "values.")
     ev_steps = [e.get("step") for e in evals]
     keys = list(dict.fromkeys(k for e in evals for k in e if k != "step"))
+    traces: dict[str, list[go.Scatter]] = {"loss": [go.Scatter(
+        x=steps, y=loss, mode="lines", name="loss", line=dict(color=color(0)))]}
+    if any(t is not None for t in temp):  # None: the model has no temperature
+        traces["temperature"] = [go.Scatter(x=steps[:len(temp)], y=temp, mode="lines", name="τ",
+                                            line=dict(color=color(1)))]
     groups = {"R@1": [k for k in keys if re.search(r"R@1(?!\d)", k)],  # not R@10
               "gap": [k for k in keys if "gap" in k],
               "uniformity": [k for k in keys if "uniformity" in k]}
     k_color = 2
-    for (panel, _), (r, c) in zip(PANELS[2:], cells[2:]):
-        for key in groups[panel]:
+    for panel, group in groups.items():
+        for key in group:
             xs = [s for s, e in zip(ev_steps, evals) if key in e]
             ys = [float(e[key]) for e in evals if key in e]
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=key,
-                                     line=dict(color=color(k_color))), r, c)
+            traces.setdefault(panel, []).append(go.Scatter(
+                x=xs, y=ys, mode="lines+markers", name=key, line=dict(color=color(k_color))))
             k_color += 1
-    for (panel, unit), (r, c) in zip(PANELS, cells):
-        fig.update_xaxes(title_text="step", row=r, col=c)
-        fig.update_yaxes(title_text=unit, row=r, col=c)
-    fig.update_yaxes(type="log", row=1, col=2)
-    fig.update_layout(title=title, height=560)
+    units = dict(PANELS)
+    cols = min(3, len(traces))
+    rows = -(-len(traces) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(traces))
+    for i, (panel, panel_traces) in enumerate(traces.items()):
+        r, c = divmod(i, cols)
+        for trace in panel_traces:
+            fig.add_trace(trace, r + 1, c + 1)
+        fig.update_xaxes(title_text="step", row=r + 1, col=c + 1)
+        fig.update_yaxes(title_text=units[panel], row=r + 1, col=c + 1,
+                         type="log" if panel == "temperature" else None)
+    fig.update_layout(title=title, height=280 * rows + 40)
     return fig
 
 
