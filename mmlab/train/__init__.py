@@ -11,8 +11,8 @@ Runs that are interrupted and resumed from a checkpoint give the same history, b
 - `callbacks`: `Callback` (the hooks) and `EmbeddingSnapshots`; the built-in callbacks:
   `Evaluator` (evaluate.py), `Checkpointer` (checkpointer.py), `ProgressBar` (progress.py);
   `FiniteCheck` (finite.py) runs on each read of the logs.
-- `evaluate`: `encode_dataset`, `retrieval_eval` (fit's default `eval_fn`: R@1, modality gap,
-  uniformity).
+- `encode`: `encode_dataset`, the one loop that embeds a dataset in eval mode.
+- `evaluate`: `retrieval_eval` (fit's default `eval_fn`: R@1, modality gap, uniformity).
 - `checkpoint`: `save_checkpoint`, `load_checkpoint`, `read_checkpoint`, `load_or_train`,
   `CheckpointError` (atomic, SHA-256-checked files loaded with weights_only=True).
 - `diagnose`: `diagnose(history, model, data, grad_norms=...)` → findings with a stable `code`
@@ -30,7 +30,8 @@ from mmlab.train.checkpoint import (CheckpointError, load_checkpoint, load_or_tr
 from mmlab.train.checkpointer import Checkpointer
 from mmlab.train.config import OPTIMIZERS, PRECISIONS, TrainConfig
 from mmlab.train.diagnose import CODES, Finding, GradientNorms, diagnose, report
-from mmlab.train.evaluate import Evaluator, encode_dataset, retrieval_eval
+from mmlab.train.encode import encode_dataset
+from mmlab.train.evaluate import Evaluator, retrieval_eval
 from mmlab.train.finite import FiniteCheck
 from mmlab.train.history import History
 from mmlab.train.loop import MAX_LOGIT_SCALE, TrainedModelWarning, fit

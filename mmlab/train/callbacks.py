@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from mmlab import _checks
+from mmlab.train.encode import encode_dataset
 from mmlab.train.state import TrainState
 from mmlab.utils import is_dataset, model_device, move_to
 
@@ -134,8 +135,6 @@ class EmbeddingSnapshots(Callback):
             raise TypeError(f"EmbeddingSnapshots needs `model.encode(batch) -> dict[str, Tensor]`; "
                             f"{type(model).__name__} has no `encode`.")
         _checks.check_int("step", step, minimum=0)
-        from mmlab.train.evaluate import encode_dataset
-
         device = model_device(model)
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             z = encode_dataset(model, self._batch_on(device), cpu=True)  # each (B, D)

@@ -1,5 +1,5 @@
-"""Evaluation: `encode_dataset` (the one "embed a dataset in eval mode" loop), `retrieval_eval`
-(fit's default `eval_fn`) and the `Evaluator` callback that runs it during training.
+"""Evaluation: `retrieval_eval` (fit's default `eval_fn`) and the `Evaluator` callback that runs
+an `eval_fn` during training.
 
 `retrieval_eval` embeds the evaluation set with `model.encode` and reports cross-modal R@1
 (Radford et al., 2021, CLIP), the modality gap (Liang et al., 2022, "Mind the Gap") and the
@@ -10,57 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from mmlab.train.callbacks import Callback
+from mmlab.train.encode import encode_dataset
 from mmlab.train.state import TrainState
-from mmlab.utils import is_dataset, model_device, move_to
+from mmlab.utils import model_device
 
-__all__ = ["encode_dataset", "retrieval_eval", "Evaluator"]
-
-
-def encode_dataset(model: nn.Module, data: Any, batch_size: int = 256, *,
-                   normalize: bool = False, cpu: bool = False) -> dict[str, Tensor]:
-    """Embed every row of `data` with `model.encode`, in eval mode, without gradients.
-
-    The model's train/eval mode is restored afterwards, even on an error.
-
-    Args:
-        model: a module with `encode(batch) -> dict[str, (B, D) Tensor]` (a ContrastiveModel).
-        data: a MultimodalDataset (read in order, `batch_size` rows at a time), one batch dict,
-            or an iterable of batch dicts.
-        batch_size: rows per forward pass for a dataset.
-        normalize: L2-normalise each row (â = a / ‖a‖) after the cast to float32.
-        cpu: move the embeddings to the CPU.
-    Returns:
-        modality → float32 (N, D), rows in the order of `data`.
-    """
-    if not callable(getattr(model, "encode", None)):
-        raise TypeError(f"encode_dataset needs `model.encode(batch) -> dict[str, Tensor]`; "
-                        f"{type(model).__name__} has no `encode`.")
-    if is_dataset(data):
-        batches: Iterable[Any] = data.batches(batch_size, shuffle=False)
-    elif isinstance(data, Mapping):
-        batches = [data]
-    else:
-        batches = data
-    device, was_training = model_device(model), model.training
-    parts: dict[str, list[Tensor]] = {}
-    model.eval()
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                for m, z in model.encode(move_to(batch, device)).items():
-                    z = F.normalize(z.float(), dim=-1) if normalize else z.float()  # (B, D)
-                    parts.setdefault(m, []).append(z.cpu() if cpu else z)
-    finally:
-        model.train(was_training)
-    return {m: torch.cat(zs) for m, zs in parts.items()}  # each (N, D)
+__all__ = ["retrieval_eval", "Evaluator"]
 
 
 def retrieval_eval(model: nn.Module, data: Any, *, batch_size: int = 256) -> dict[str, float]:
