@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from mmlab._checks import check_choice, check_int, check_temperature
 from mmlab.encoders import (AudioConvEncoder, BagOfWordsEncoder, ContrastiveModel, ConvEncoder, ProjectionHead,
                             SentenceEncoder, TextTransformer, Tokenizer, resolve_pairs)
-from mmlab.losses import ClipLoss
+from mmlab.losses import DEFAULT_TEMPERATURE, ClipLoss
 
 __all__ = ["TriModalConfig", "trimodal_model", "TEXT_KINDS", "MODALITIES"]
 
@@ -79,7 +79,7 @@ class TriModalConfig:
     audio_width: int = 32
     text: str = "bag-of-words"
     hidden: int = 128
-    init_temperature: float = 0.07
+    init_temperature: float = DEFAULT_TEMPERATURE
     learnable_temperature: bool = True
     pairs: str | Sequence[tuple[str, str]] = "all"
 
@@ -151,7 +151,7 @@ def trimodal_model(train_data: Any, config: TriModalConfig | None = None) -> Con
         config: a `TriModalConfig` (default: `TriModalConfig()`).
     Returns:
         A `ContrastiveModel` on the CPU, in train mode; `model(batch)` returns a `LossOutput`
-        whose terms are keyed "m1↔m2", and `model.encode(batch)` the unit-norm (B, D) embeddings.
+        whose terms are keyed "m1-m2", and `model.encode(batch)` the unit-norm (B, D) embeddings.
     Raises:
         TypeError: `config` is not a TriModalConfig, or `train_data` is not a dataset.
         ValueError: `train_data` lacks one of image/audio/text or has wrongly shaped images or

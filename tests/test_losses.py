@@ -196,7 +196,7 @@ def test_info_nce_unnormalised_and_terms():
     a, b = leaves((4, 3), (4, 3))
     out = L.info_nce(a, b, 0.5, normalize=False)
     torch.testing.assert_close(out.loss, ref_info_nce(a, b, 0.5, normalize=False))
-    torch.testing.assert_close(out.loss, (out.terms["a→b"] + out.terms["b→a"]) / 2)
+    torch.testing.assert_close(out.loss, (out.terms["a_to_b"] + out.terms["b_to_a"]) / 2)
     torch.testing.assert_close(out.logits, (a @ b.T) / 0.5)
 
 
@@ -302,7 +302,7 @@ def test_pairwise_info_nce_is_mean_over_pairs():
     assert_matches(lambda *xs: L.pairwise_info_nce(*xs, temperature=0.3),
                    lambda x, y, z: (ref_info_nce(x, y, 0.3) + ref_info_nce(x, z, 0.3) + ref_info_nce(y, z, 0.3)) / 3,
                    xs)
-    assert set(L.pairwise_info_nce(*xs).terms) == {"0–1", "0–2", "1–2"}
+    assert set(L.pairwise_info_nce(*xs).terms) == {"0-1", "0-2", "1-2"}
 
 
 @pytest.mark.parametrize("tau_plus", [0.0, 0.1, 0.6])
@@ -347,8 +347,7 @@ def test_supcon_matches_brute_force(views):
     (f,) = leaves(shape, seed=views or 0)
     labels = torch.tensor([0, 1, 0, 2, 1, 3])  # class 3 (and 2 without views) has a single anchor
     assert_matches(lambda f: L.supcon(f, labels, 0.4), lambda f: ref_supcon(f, labels, 0.4), [f])
-    n_anchors = 4 if views in (None, 1) else 12
-    assert L.supcon(f, labels).terms["anchors"].item() == n_anchors
+    assert L.supcon(f, labels).terms == {}  # terms are loss parts only: no anchor count
 
 
 def test_supcon_without_any_positive_is_zero_with_finite_grads():
@@ -449,7 +448,7 @@ def test_info_nce_gradient_wrt_negative_similarity_is_softmax_over_tau():
     B, tau = 4, 0.3
     (S,) = leaves((B, B))
     out = L.info_nce(S, torch.eye(B, dtype=DT), tau, normalize=False)
-    (grad,) = torch.autograd.grad(out.terms["a→b"], S)
+    (grad,) = torch.autograd.grad(out.terms["a_to_b"], S)
     for i in range(B):
         denom = sum(math.exp(S[i, k].item() / tau) for k in range(B))
         for j in range(B):

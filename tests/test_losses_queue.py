@@ -71,7 +71,7 @@ def test_value_and_gradients_match_brute_force(in_batch, normalize):
     torch.testing.assert_close(gb, rb)
     torch.testing.assert_close(gs, rs)
     # the terms are the two directions, the logits those of a → b
-    torch.testing.assert_close(out.terms["a→b"], ref_direction(a2, b2, old_b[1:], torch.tensor(0.3, dtype=torch.float64), in_batch))
+    torch.testing.assert_close(out.terms["a_to_b"], ref_direction(a2, b2, old_b[1:], torch.tensor(0.3, dtype=torch.float64), in_batch))
     assert out.logits.shape == ((3, 3 + 5) if in_batch else (3, 1 + 5))
     first = _unit(a.detach())[0] @ _unit(old_b[1:]).T / 0.3  # a_0 against the queued b keys
     torch.testing.assert_close(out.logits[0, -5:], first)
@@ -91,7 +91,7 @@ def test_empty_queue_without_in_batch_negatives_is_zero_like_queue_info_nce():
     a, b = _leaves((4, 3), (4, 3), seed=3)
     out = L.QueueClipLoss(3, 8, in_batch=False).double()(a, b)
     assert out.loss.item() == pytest.approx(0.0, abs=1e-12)  # log(e^x / e^x): nothing to contrast
-    torch.testing.assert_close(out.terms["a→b"], L.queue_info_nce(a, b, torch.zeros(0, 3, dtype=torch.float64)).loss)
+    torch.testing.assert_close(out.terms["a_to_b"], L.queue_info_nce(a, b, torch.zeros(0, 3, dtype=torch.float64)).loss)
 
 
 def test_queue_only_matches_queue_info_nce_in_both_directions():

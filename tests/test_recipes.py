@@ -115,7 +115,7 @@ def test_anchor_pairs_and_frozen_temperature():
     assert not model.loss.logit_scale.requires_grad
     assert model.temperature == pytest.approx(0.2)
     out = model(tiny_dataset().batch(torch.arange(N)))
-    assert set(out.terms) == {"image↔audio", "image↔text"}
+    assert set(out.terms) == {"image-audio", "image-text"}
     listed = trimodal_model(tiny_dataset(), TriModalConfig(pairs=[("audio", "text")], **SMALL))
     assert listed.pairs == [("audio", "text")]
 
@@ -148,7 +148,7 @@ def test_forward_backward_matches_brute_force_loss_over_three_pairs(text):
     z = {m: F.normalize(model.heads[m].net(model.encoders[m](batch[m])), dim=-1) for m in model.modalities}
     tau = torch.exp(-model.loss.logit_scale)
     pairs = [("image", "audio"), ("image", "text"), ("audio", "text")]
-    expected_terms = {f"{a}↔{b}": clip_brute_force(z[a], z[b], tau) for a, b in pairs}
+    expected_terms = {f"{a}-{b}": clip_brute_force(z[a], z[b], tau) for a, b in pairs}
     expected = sum(expected_terms.values()) / 3
     expected_grads = torch.autograd.grad(expected, params, allow_unused=True)
 
@@ -170,7 +170,7 @@ def test_one_fit_step_changes_every_trainable_encoder():
     model = trimodal_model(ds, TriModalConfig(**SMALL))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     history = fit(model, ds, steps=1, batch_size=N, device="cpu", progress=False)
-    assert len(history.loss) == 1 and set(history.terms[0]) == {"image↔audio", "image↔text", "audio↔text"}
+    assert len(history.loss) == 1 and set(history.terms[0]) == {"image-audio", "image-text", "audio-text"}
     changed = {".".join(n.split(".")[:2]) for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed == {"encoders.image", "encoders.audio", "encoders.text", "heads.image", "heads.audio",
                        "heads.text", "loss.logit_scale"}

@@ -232,8 +232,8 @@ class ContrastiveModel(nn.Module):
         Args:
             batch: a batch dict with at least two of the model's modalities.
         Returns:
-            `LossOutput(loss, logits, terms)`: loss = mean over pairs, terms = {"m1↔m2": pair loss}
-            (multi-way: {"m1↔m2↔m3": loss, **loss terms}), logits = those of the first pair.
+            `LossOutput(loss, logits, terms)`: loss = mean over pairs, terms = {"m1-m2": pair loss}
+            (multi-way: {"m1-m2-m3": loss, **loss terms}), logits = those of the first pair.
         """
         check_modalities("batch", batch)
         available = [m for m in self.encoders if m in batch]
@@ -251,7 +251,7 @@ class ContrastiveModel(nn.Module):
                     raise ValueError(f"no row of the batch has all of {mods} present.")
                 z = {m: v[mask] for m, v in z.items()}
             out = self.loss(*[z[m] for m in mods])
-            return LossOutput(out.loss, out.logits, {"↔".join(mods): out.loss, **out.terms})
+            return LossOutput(out.loss, out.logits, {"-".join(mods): out.loss, **out.terms})
         pairs = [(a, b) for a, b in self.pairs if a in batch and b in batch]
         if not pairs:
             raise ValueError(f"`batch` holds {available}; no pair of {self.pairs} has both modalities.")
@@ -267,7 +267,7 @@ class ContrastiveModel(nn.Module):
                     continue  # no row has both: this pair contributes nothing to this batch
                 za, zb = za[mask], zb[mask]  # (B', D)
             out = self.loss(za, zb)
-            terms[f"{a}↔{b}"] = out.loss
+            terms[f"{a}-{b}"] = out.loss
             if logits is None:
                 logits = out.logits
         if not terms:

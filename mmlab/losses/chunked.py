@@ -36,7 +36,8 @@ class ChunkedLogSumExp(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, a: Tensor, b: Tensor, scale: Tensor, chunk_size: int) -> tuple[Tensor, Tensor]:
+    def forward(ctx: Any, a: Tensor, b: Tensor, scale: Tensor,
+                chunk_size: int) -> tuple[Tensor, Tensor]:
         n = a.shape[0]
         row_lse = a.new_empty(n)  # (B,)
         col_lse = a.new_full((b.shape[0],), float("-inf"))  # (B,)
@@ -80,14 +81,16 @@ class ChunkedSigmoidLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def _signed_logits(a_c: Tensor, b: Tensor, scale: Tensor, bias: Tensor, start: int) -> tuple[Tensor, Tensor]:
+    def _signed_logits(a_c: Tensor, b: Tensor, scale: Tensor, bias: Tensor,
+                       start: int) -> tuple[Tensor, Tensor]:
         sim = a_c @ b.T  # (K, B)
         x = scale * sim + bias  # (K, B): −z·L = L off the diagonal (z = −1) ...
         x.diagonal(offset=start).neg_()  # ... and −L at (i, i), i.e. column start + row (z = +1)
         return sim, x
 
     @staticmethod
-    def forward(ctx: Any, a: Tensor, b: Tensor, scale: Tensor, bias: Tensor, chunk_size: int) -> Tensor:
+    def forward(ctx: Any, a: Tensor, b: Tensor, scale: Tensor, bias: Tensor,
+                chunk_size: int) -> Tensor:
         n = a.shape[0]
         total = a.new_zeros(())
         for start in _chunks(n, chunk_size):
@@ -125,11 +128,12 @@ class ChunkedSigmoidLoss(torch.autograd.Function):
         return grad_a, grad_b, grad_s, grad_bias, None
 
 
-def chunked_info_nce(a: Tensor, b: Tensor, scale: Tensor, chunk_size: int) -> tuple[Tensor, Tensor, Tensor]:
+def chunked_info_nce(a: Tensor, b: Tensor, scale: Tensor,
+                     chunk_size: int) -> tuple[Tensor, Tensor, Tensor]:
     """Symmetric CLIP loss without the (B, B) matrix; a, b prepared (B, D), scale 0-d tensor.
 
     Returns:
-        (loss, CE a→b, CE b→a), each a scalar tensor.
+        (loss, CE a_to_b, CE b_to_a), each a scalar tensor.
     """
     row_lse, col_lse = ChunkedLogSumExp.apply(a, b, scale, chunk_size)  # (B,), (B,)
     pos = scale * (a * b).sum(dim=-1)  # (B,)
@@ -138,6 +142,7 @@ def chunked_info_nce(a: Tensor, b: Tensor, scale: Tensor, chunk_size: int) -> tu
     return 0.5 * (a_to_b + b_to_a), a_to_b, b_to_a
 
 
-def chunked_siglip_sum(a: Tensor, b: Tensor, scale: Tensor, bias: Tensor, chunk_size: int) -> Tensor:
+def chunked_siglip_sum(a: Tensor, b: Tensor, scale: Tensor, bias: Tensor,
+                       chunk_size: int) -> Tensor:
     """Σ_ij −log σ(z_ij (s·a_i·b_j + bias)) without the (B, B) matrix (a scalar tensor)."""
     return ChunkedSigmoidLoss.apply(a, b, scale, bias, chunk_size)
