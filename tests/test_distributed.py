@@ -187,6 +187,35 @@ def test_single_process_fallback_matches_brute_force():
     torch.testing.assert_close(sig.terms["pos"] + sig.terms["neg"], sig.loss)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_inputs_are_prepared_exactly_as_in_the_losses(dtype):
+    """One input preparation (`mmlab.losses._prep`): not distributed, the distributed losses
+    give `info_nce` / `siglip`'s values and gradients, also for half precision with a zero row
+    and a tiny row (float16: ε = HALF_NORM_EPS, so the gradients stay finite; the old private
+    copy used ε = 1e-12 and overflowed) and for mixed dtypes (promoted, not cast to a's)."""
+    from mmlab.losses import info_nce, siglip
+
+    g = torch.Generator().manual_seed(5)
+    a0, b0 = torch.randn(4, 3, generator=g).to(dtype), torch.randn(4, 3, generator=g).to(dtype)
+    a0[1] = 0
+    a0[2] = a0[2] * 1e-3
+    for mixed in (False, True):
+        outs = {}
+        for name, fn in (("dist", distributed_info_nce), ("loss", info_nce),
+                         ("dist_sig", lambda a, b: distributed_siglip(a, b, 0.1, -2.0)),
+                         ("loss_sig", lambda a, b: siglip(a, b, 0.1, -2.0))):
+            a = a0.clone().requires_grad_()
+            b = (b0.double() if mixed else b0.clone()).requires_grad_()
+            out = fn(a, b)
+            out.loss.backward()
+            outs[name] = (out.loss, a.grad, b.grad, out.terms)
+        for x, y in (("dist", "loss"), ("dist_sig", "loss_sig")):
+            assert torch.isfinite(outs[x][1]).all() and torch.isfinite(outs[x][2]).all()
+            for got, want in zip(outs[x][:3], outs[y][:3]):  # summed in another order: close
+                torch.testing.assert_close(got, want)
+            assert outs[x][3].keys() == outs[y][3].keys()
+
+
 def test_validation_errors():
     x = torch.randn(4, 3)
     with pytest.raises(TypeError, match="`x`"):
@@ -197,6 +226,10 @@ def test_validation_errors():
         distributed_info_nce(x, torch.randn(5, 3))
     with pytest.raises(ValueError, match="`bias`"):
         distributed_siglip(x, x, 0.1, torch.zeros(2))
+    with pytest.raises(ValueError, match="`bias`"):
+        distributed_siglip(x, x, 0.1, math.inf)
+    with pytest.raises(ValueError, match="`a`.*NaN"):
+        distributed_info_nce(torch.full((4, 3), math.nan), x)
 
 
 @pytest.mark.slow

@@ -701,3 +701,22 @@ def test_learnable_temperature_is_shared_by_the_loss_modules():
         assert float(m.scale().detach()) == pytest.approx(100.0)
         m.clamp_()
         assert float(m.logit_scale.detach()) == pytest.approx(MAX_LOGIT_SCALE)
+
+
+def test_symile_draws_its_permutations_on_the_anchors_device(monkeypatch):
+    """No permutation is made on the CPU and copied to the embeddings' device per step (the meta
+    device stands in for a GPU); a generator's own device is respected."""
+    devices = []
+    randperm = torch.randperm
+
+    def spy(*args, **kwargs):
+        devices.append(torch.device(kwargs.get("device", "cpu")))
+        return randperm(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "randperm", spy)
+    xs = [torch.randn(5, 3, device="meta") for _ in range(3)]
+    out = L.symile(*xs)
+    assert out.loss.device.type == "meta" and devices == [torch.device("meta")] * 6  # M(M−1) draws
+    devices.clear()
+    L.symile(*[torch.randn(5, 3) for _ in range(3)], generator=torch.Generator().manual_seed(0))
+    assert devices == [torch.device("cpu")] * 6

@@ -14,10 +14,13 @@ With the positive logits p_i = s·a_i·b_i (cheap, O(B·D)), CE(L, I) = mean_i (
 the usual "grad wrt logits = softmax − onehot". The SigLIP loss (Zhai et al. 2023) is a plain
 sum of softplus terms, so its chunked form accumulates the sum and recomputes the sigmoid in
 backward. Both are `torch.autograd.Function`s, so gradients also reach a learnable τ and bias.
+Their backward passes recompute the logits with autocast off, in the forward pass's float32 even
+when `loss.backward()` is called inside `torch.autocast`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -27,6 +30,13 @@ from torch import Tensor
 
 def _chunks(n: int, size: int) -> range:
     return range(0, n, size)
+
+
+def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast off on `device_type` (nothing to turn off where autocast does not exist)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class ChunkedLogSumExp(torch.autograd.Function):
@@ -52,6 +62,11 @@ class ChunkedLogSumExp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, g_row: Tensor, g_col: Tensor) -> tuple[Tensor | None, ...]:
+        with _autocast_off(g_row.device.type):
+            return ChunkedLogSumExp._backward(ctx, g_row, g_col)
+
+    @staticmethod
+    def _backward(ctx: Any, g_row: Tensor, g_col: Tensor) -> tuple[Tensor | None, ...]:
         a, b, scale, row_lse, col_lse = ctx.saved_tensors
         need_a, need_b, need_s = ctx.needs_input_grad[:3]
         n, k = a.shape[0], ctx.chunk_size
@@ -103,6 +118,11 @@ class ChunkedSigmoidLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        with _autocast_off(grad_out.device.type):
+            return ChunkedSigmoidLoss._backward(ctx, grad_out)
+
+    @staticmethod
+    def _backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         a, b, scale, bias = ctx.saved_tensors
         need_a, need_b, need_s, need_bias = ctx.needs_input_grad[:4]
         n, k = a.shape[0], ctx.chunk_size
