@@ -80,10 +80,9 @@ def in_float32(fn: LossFn) -> LossFn:
     """Run the loss `fn` with `torch.autocast` turned off (only where it is on).
 
     Under autocast a matmul runs in float16/bfloat16 even for float32 inputs. For a loss that
-    means logits S/τ rounded to 3 significant digits, and with float16 at small τ an Inf loss
-    (SigLIP at τ = 1e-4) and overflowing gradients. With autocast off, the inputs are upcast by
-    `prepare` and the logits, softmax and gradients are float32. Without autocast `fn` is called
-    as is.
+    means logits S/τ rounded to 3 significant digits (steps of 2 to 8 at τ = 1e-4 in float16),
+    and SigLIP's loss can overflow to Inf. With autocast off, the inputs are upcast by `prepare`
+    and the logits, softmax and gradients are float32. Without autocast `fn` is called as is.
     """
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
