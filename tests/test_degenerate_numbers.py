@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from mmlab._norm import l2_normalize
 from mmlab.losses import MAX_LOGIT_SCALE, MIN_LOGIT_SCALE, ClipLoss, supcon
-from mmlab.metrics import alignment, mean_pairwise_cosine, modality_gap, retrieval_report, uniformity
+from mmlab.metrics import (alignment, mean_pairwise_cosine, modality_gap, retrieval_report,
+                           uniformity)
 
 G = torch.Generator().manual_seed(0)
 
@@ -38,7 +39,7 @@ def test_l2_normalize_is_bit_identical_to_f_normalize_where_that_does_not_overfl
 
 @pytest.mark.parametrize("peak", [2e19, 1e30, 3e38])
 def test_l2_normalize_keeps_huge_rows_finite_and_unit(peak):
-    x = torch.tensor([[peak, -peak / 2, 0.0, peak / 4]], dtype=torch.float32)  # ‖x‖² overflows float32
+    x = torch.tensor([[peak, -peak / 2, 0.0, peak / 4]], dtype=torch.float32)  # ‖x‖² overflows
     assert not torch.isfinite(x.pow(2).sum())
     want = F.normalize(x.double(), dim=-1).float()  # float64 has the range to do it directly
     got = l2_normalize(x)
@@ -53,13 +54,16 @@ def test_retrieval_of_huge_embeddings_equals_retrieval_of_the_same_directions():
 
 
 # ----------------------------------------------------------------------------- zero rows
-@pytest.mark.parametrize("metric", ["uniformity", "mean_pairwise_cosine", "alignment", "modality_gap"])
+@pytest.mark.parametrize("metric",
+                         ["uniformity", "mean_pairwise_cosine", "alignment", "modality_gap"])
 def test_metrics_that_need_a_direction_refuse_zero_rows(metric):
     x = torch.randn(6, 4, generator=G)
     x[2] = 0
     y = torch.randn(6, 4, generator=G)
-    call = {"uniformity": lambda: uniformity(x), "mean_pairwise_cosine": lambda: mean_pairwise_cosine(x),
-            "alignment": lambda: alignment(y, x), "modality_gap": lambda: modality_gap(y, x)}[metric]
+    call = {"uniformity": lambda: uniformity(x),
+            "mean_pairwise_cosine": lambda: mean_pairwise_cosine(x),
+            "alignment": lambda: alignment(y, x),
+            "modality_gap": lambda: modality_gap(y, x)}[metric]
     with pytest.raises(ValueError, match=r"row 2 is a zero vector \(1 of 6 rows are\).*undefined"):
         call()
 
@@ -68,7 +72,8 @@ def test_all_zero_embeddings_no_longer_score_the_best_uniformity():
     with pytest.raises(ValueError, match="zero vector"):
         uniformity(torch.zeros(5, 3))
     spread = torch.eye(4)  # four orthogonal directions: a real, finite value
-    assert math.isclose(float(uniformity(spread)), -4.0, abs_tol=1e-6)  # ‖x̂_i − x̂_j‖² = 2 for every pair
+    # ‖x̂_i − x̂_j‖² = 2 for every pair
+    assert math.isclose(float(uniformity(spread)), -4.0, abs_tol=1e-6)
 
 
 # ----------------------------------------------------------------------------- SupCon
@@ -78,9 +83,11 @@ def test_supcon_of_a_single_sample_is_zero_with_finite_gradients():
     assert float(out.loss.detach()) == 0.0 and out.terms == {}  # as the docstring says
     out.loss.backward()
     assert torch.isfinite(z.grad).all()
-    two_views = torch.randn(1, 2, 8, generator=G, requires_grad=True)  # one sample, two views: positives
+    # one sample, two views: positives of each other
+    two_views = torch.randn(1, 2, 8, generator=G, requires_grad=True)
     loss = supcon(two_views, torch.tensor([3])).loss
-    assert float(loss.detach()) == pytest.approx(0.0, abs=1e-6)  # each view's only candidate is its positive
+    # each view's only candidate is its positive
+    assert float(loss.detach()) == pytest.approx(0.0, abs=1e-6)
     loss.backward()
     assert torch.isfinite(two_views.grad).all()
 
@@ -99,7 +106,8 @@ def test_a_far_negative_logit_scale_keeps_the_temperature_finite():
     with torch.no_grad():
         loss.logit_scale.fill_(50.0)
     loss.clamp_()
-    assert float(loss.logit_scale.detach()) == pytest.approx(MAX_LOGIT_SCALE) and loss.temperature == pytest.approx(0.01)
+    assert float(loss.logit_scale.detach()) == pytest.approx(MAX_LOGIT_SCALE)
+    assert loss.temperature == pytest.approx(0.01)
 
 
 # ----------------------------------------------------------------------------- losses
@@ -123,8 +131,10 @@ def _loss_cases():
         "symile_n": sym("n"),
         "symile_n_squared": sym("n_squared"),
         "queue_info_nce": lambda a, b, t: L.queue_info_nce(a, b, b.detach().flip(0), t),
-        "queue_clip_loss": lambda a, b, t: L.queue_clip_loss(a, b, a.detach()[:2], b.detach()[1:], t),
-        "supcon": lambda a, b, t: L.supcon(torch.stack([a, b], 1), torch.tensor([0, 1, 0, 2, 1, 2]), t),
+        "queue_clip_loss": lambda a, b, t: L.queue_clip_loss(a, b, a.detach()[:2],
+                                                             b.detach()[1:], t),
+        "supcon": lambda a, b, t: L.supcon(torch.stack([a, b], 1),
+                                           torch.tensor([0, 1, 0, 2, 1, 2]), t),
         "distributed_info_nce": lambda a, b, t: distributed_info_nce(a, b, t),
         "distributed_siglip": lambda a, b, t: distributed_siglip(a, b, t),
     }
