@@ -5,7 +5,7 @@ Families (D = 512, τ = 0.07 for InfoNCE and Symile, 1/τ = 10 and bias = −10 
 - InfoNCE / CLIP: `mmlab.losses.info_nce(a, b, τ)` vs `open_clip.loss.ClipLoss()(â, b̂, 1/τ)`
   and pytorch-metric-learning's `NTXentLoss(τ)` in its cross-modal form. PML's
   `loss(a, y, ref_emb=b, ref_labels=y)` with y = arange(B) is the one-directional CE(S/τ, I),
-  i.e. mmlab's term "a→b"; the symmetric CLIP loss is the mean of that call and the one with
+  i.e. mmlab's term "a_to_b"; the symmetric CLIP loss is the mean of that call and the one with
   a and b swapped, which is what is timed. Pitfall: `ref_labels` must be a different tensor
   object from `labels` (here `y.clone()`); when `ref_labels is labels`, PML assumes a
   self-similarity matrix, removes the diagonal positives and returns 0. PML builds a
@@ -139,8 +139,8 @@ def _value_and_grads(fn: LossFn, xs: list[Tensor], seed: int) -> tuple[float, li
 def check_agreement(n: int = 64, device: str = "cpu", seed: int = 0) -> list[dict]:
     """Compare every peer with mmlab in float64: loss (relative) and input gradients (max-relative).
 
-    Also checks the exact relation to PML (one call = mmlab's "a→b" term) and Symile's "n_squared"
-    negatives (M = 3, B = 16) against the symile package.
+    Also checks the exact relation to PML (one call = mmlab's "a_to_b" term) and Symile's
+    "n_squared" negatives (M = 3, B = 16) against the symile package.
 
     Returns:
         One row per peer: loss family, peer, B, both losses, rel_diff, grad_rel_diff, ok.
@@ -173,8 +173,8 @@ def _extra_checks(device: str, seed: int) -> list[dict]:
         a, b = _inputs("info_nce", 32, torch.float64, device, seed)
         y = torch.arange(32, device=device)
         one = float(NTXentLoss(temperature=TAU)(a, y, ref_emb=b, ref_labels=y.clone()).detach())
-        term = float(info_nce(a, b, TAU).terms["a→b"].detach())
-        rows.append({"loss": "info_nce term a→b", "peer": "PML NTXentLoss(a, y, ref_emb=b, ref_labels=y)",
+        term = float(info_nce(a, b, TAU).terms["a_to_b"].detach())
+        rows.append({"loss": "info_nce term a_to_b", "peer": "PML NTXentLoss(a, y, ref_emb=b, ref_labels=y)",
                      "B": 32, "mmlab": term, "peer_value": one, "rel_diff": rel_diff(one, term),
                      "ok": rel_diff(one, term) <= AGREE_RTOL})
     try:

@@ -11,9 +11,10 @@ s = 2^(⌈log₂ max_d |x_d|⌉ − 1), which brings that entry into (1, 2]:
 Every other row goes through `F.normalize` unchanged, so values and gradients are bit-for-bit
 the same as before wherever `F.normalize` did not overflow; a huge row keeps its direction
 (x / s points the same way, and its norm is far above ε). Used by the metrics, projection heads,
-text tower, attribution and plots; the losses still call `F.normalize` (the extra division node
-reorders autograd's gradient sums in models with three or more modalities, which changes the
-course's training runs in the last bits, so that switch waits for a re-measurement of the claims).
+text tower, attribution and plots. The losses (`mmlab.losses._prep.normalize_rows`) call it only
+for inputs that need it: on the CPU they check first and otherwise call `F.normalize` directly,
+because even a division by 1 adds an autograd node, which reorders the gradient sums of models
+with three or more modalities in the last bits (and the course's claims were measured without).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ NORM_EPS = 1e-12
 """Default ε: a zero vector stays zero instead of becoming NaN."""
 
 
+def overflow_limit(x: Tensor, dim: int = -1) -> float:
+    """T = ½·sqrt(float max / D): a row with every |x_d| ≤ T has Σ x_d² ≤ float max / 4."""
+    return 0.5 * math.sqrt(torch.finfo(x.dtype).max / max(x.shape[dim], 1))
+
+
 def l2_normalize(x: Tensor, dim: int = -1, eps: float = NORM_EPS) -> Tensor:
     """x / max(‖x‖₂, ε) along `dim`, finite for every finite x (see the module docstring).
 
@@ -38,9 +44,8 @@ def l2_normalize(x: Tensor, dim: int = -1, eps: float = NORM_EPS) -> Tensor:
     Returns:
         A tensor of x's shape and dtype; differentiable.
     """
-    info = torch.finfo(x.dtype)
-    limit = 0.5 * math.sqrt(info.max / max(x.shape[dim], 1))  # T: above it, Σ x_d² may overflow
+    limit = overflow_limit(x, dim)  # T: above it, Σ x_d² may overflow
     peak = x.detach().abs().amax(dim=dim, keepdim=True)  # (B, 1): the row's largest |x_d|
     exponent = torch.ceil(torch.log2(peak.clamp(min=limit))) - 1  # (B, 1), finite
-    s = torch.where(peak > limit, torch.exp2(exponent), torch.ones_like(peak))  # (B, 1): 1 or a power of two
+    s = torch.where(peak > limit, torch.exp2(exponent), torch.ones_like(peak))  # (B, 1): 1 or 2^e
     return F.normalize(x / s, dim=dim, eps=eps)

@@ -15,6 +15,9 @@ so on rank r, ∂L_r/∂a_i (i ∈ r) after backward equals ∂(Σ_r' L_r')/∂a
 DDP then *averages* parameter gradients over ranks, which divides by N again: parameters get
 exactly ∂L_full/∂θ. A learnable temperature held by every rank gets ∂L_r/∂τ locally, and
 (1/N) Σ_r ∂L_r/∂τ = ∂L_full/∂τ after DDP's average. (tests/test_distributed.py checks all three.)
+
+Inputs are prepared exactly as in `mmlab.losses` (`losses._prep`: validation, float32 for half
+precision and under autocast, L2 normalisation), and the terms use the losses' vocabulary.
 """
 
 from __future__ import annotations
@@ -24,12 +27,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmlab._checks import check_paired, check_temperature, values_are_cheap
-
-try:
-    from mmlab.losses import LossOutput
-except ImportError:  # pragma: no cover - package layout fallback
-    from mmlab.losses.output import LossOutput
+from mmlab.losses._prep import as_bias, as_scale, in_float32, prepare
+from mmlab.losses.output import DEFAULT_TEMPERATURE, LossOutput
 
 __all__ = ["is_distributed", "rank", "world_size", "gather_with_grad", "distributed_info_nce",
            "distributed_siglip"]
@@ -68,7 +67,8 @@ def gather_with_grad(x: Tensor) -> Tensor:
         return x
     from torch.distributed import _functional_collectives as fc
 
-    gather = getattr(fc, "all_gather_single_autograd", None) or getattr(fc, "all_gather_tensor_autograd", None)
+    gather = (getattr(fc, "all_gather_single_autograd", None)
+              or getattr(fc, "all_gather_tensor_autograd", None))
     if gather is not None:
         out = gather(x.contiguous(), 0, dist.group.WORLD)
         return fc.wait_tensor(out) if hasattr(fc, "wait_tensor") else out
@@ -77,28 +77,9 @@ def gather_with_grad(x: Tensor) -> Tensor:
     return torch.cat(all_gather(x.contiguous()), dim=0)
 
 
-def _prepare(a: Tensor, b: Tensor, normalize: bool) -> tuple[Tensor, Tensor]:
-    check_paired(("a", "b"), (a, b))
-    if a.dtype in (torch.float16, torch.bfloat16):
-        a, b = a.float(), b.float()
-    if normalize:
-        a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
-    return a, b
-
-
-def _scale(temperature: float | Tensor, like: Tensor) -> float | Tensor:
-    """1/τ as a float, or as a 0-d tensor keeping the graph (checked only on the CPU: no sync)."""
-    if isinstance(temperature, Tensor):
-        if temperature.numel() != 1:
-            raise ValueError(f"`temperature` must be a float or a 0-d tensor, got shape {tuple(temperature.shape)}.")
-        if values_are_cheap(temperature):
-            check_temperature(temperature)
-        return 1.0 / temperature.reshape(()).to(like.dtype)
-    return 1.0 / check_temperature(temperature)
-
-
-def distributed_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0.07, *,
-                         normalize: bool = True) -> LossOutput:
+@in_float32
+def distributed_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = DEFAULT_TEMPERATURE,
+                         *, normalize: bool = True) -> LossOutput:
     """InfoNCE of this rank's rows against the whole gathered batch (open_clip's local loss).
 
     With Â, B̂ the gathered (N·B, D) embeddings and labels y_i = r·B + i:
@@ -111,10 +92,10 @@ def distributed_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0.0
         temperature: τ > 0, a float or a 0-d tensor (gradients flow to it).
         normalize: L2-normalise a and b first.
     Returns:
-        LossOutput with `logits` â B̂ᵀ/τ of shape (B, N·B) and terms {"a→b", "b→a"}.
+        LossOutput with `logits` â B̂ᵀ/τ of shape (B, N·B) and terms {"a_to_b", "b_to_a"}.
     """
-    a, b = _prepare(a, b, normalize)
-    scale = _scale(temperature, a)
+    a, b = prepare(("a", "b"), (a, b), normalize)
+    scale = as_scale(temperature, a)
     all_a, all_b = gather_with_grad(a), gather_with_grad(b)  # (N·B, D) each
     n_local = a.shape[0]
     labels = torch.arange(n_local, device=a.device) + rank() * n_local  # (B,)
@@ -122,14 +103,16 @@ def distributed_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0.0
     logits_ba = (b * scale) @ all_a.T  # (B, N·B)
     a_to_b = F.cross_entropy(logits_ab, labels)
     b_to_a = F.cross_entropy(logits_ba, labels)
-    return LossOutput(0.5 * (a_to_b + b_to_a), logits_ab, {"a→b": a_to_b, "b→a": b_to_a})
+    return LossOutput(0.5 * (a_to_b + b_to_a), logits_ab, {"a_to_b": a_to_b, "b_to_a": b_to_a})
 
 
-def distributed_siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1, bias: float | Tensor = -10.0,
-                       *, normalize: bool = True) -> LossOutput:
+@in_float32
+def distributed_siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1,
+                       bias: float | Tensor = -10.0, *, normalize: bool = True) -> LossOutput:
     """SigLIP of this rank's rows against the whole gathered batch (Zhai et al., 2023).
 
-    With L_ij = â_i·b̂_j/τ + bias over local rows i and all N·B columns j, z_ij = +1 iff j = r·B + i:
+    With L_ij = â_i·b̂_j/τ + bias over local rows i and all N·B columns j, and z_ij = +1 iff
+    j = r·B + i (else −1):
         L_r = −(1/B) Σ_i Σ_j log σ(z_ij L_ij),   (1/N) Σ_r L_r = siglip(A, B, τ, bias).
     (SigLIP's paper passes the b chunks around a ring; a gather gives the same value.)
 
@@ -142,18 +125,13 @@ def distributed_siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1, 
     Returns:
         LossOutput with `logits` (B, N·B) and terms {"pos", "neg"} (pos + neg = loss).
     """
-    a, b = _prepare(a, b, normalize)
-    scale = _scale(temperature, a)
-    if isinstance(bias, Tensor):
-        if bias.numel() != 1:
-            raise ValueError(f"`bias` must be a float or a 0-d tensor, got shape {tuple(bias.shape)}.")
-        bias = bias.reshape(()).to(a.dtype)
-    elif isinstance(bias, bool) or not isinstance(bias, (int, float)):
-        raise TypeError(f"`bias` must be a float or a 0-d tensor, got {type(bias).__name__}.")
+    a, b = prepare(("a", "b"), (a, b), normalize)
+    scale = as_scale(temperature, a)
+    bias = as_bias(bias, a)
     all_b = gather_with_grad(b)  # (N·B, D)
     n_local = a.shape[0]
     logits = (a * scale) @ all_b.T + bias  # (B, N·B)
-    cols = torch.arange(n_local, device=a.device) + rank() * n_local  # (B,) positive column of each row
+    cols = torch.arange(n_local, device=a.device) + rank() * n_local  # (B,): each row's positive
     signs = torch.full_like(logits, -1.0)  # (B, N·B): z_ij
     signs[torch.arange(n_local, device=a.device), cols] = 1.0
     loss = -F.logsigmoid(signs * logits).sum() / n_local

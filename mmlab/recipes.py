@@ -48,8 +48,8 @@ from torch import Tensor, nn
 from mmlab._checks import check_choice, check_int, check_temperature
 from mmlab.encoders import (AudioConvEncoder, BagOfWordsEncoder, ConvEncoder, ProjectionHead,
                             SentenceEncoder, TextTransformer, Tokenizer)
+from mmlab.losses import DEFAULT_TEMPERATURE, ClipLoss
 from mmlab.model import ContrastiveModel, resolve_pairs
-from mmlab.losses import ClipLoss
 
 __all__ = ["TriModalConfig", "trimodal_model", "TEXT_KINDS", "MODALITIES"]
 
@@ -80,7 +80,7 @@ class TriModalConfig:
     audio_width: int = 32
     text: str = "bag-of-words"
     hidden: int = 128
-    init_temperature: float = 0.07
+    init_temperature: float = DEFAULT_TEMPERATURE
     learnable_temperature: bool = True
     pairs: str | Sequence[tuple[str, str]] = "all"
 

@@ -17,8 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmlab.distributed import (distributed_info_nce, distributed_siglip, gather_with_grad, is_distributed, rank,
-                               world_size)
+from mmlab.distributed import (distributed_info_nce, distributed_siglip, gather_with_grad,
+                               is_distributed, rank, world_size)
 
 N_PROC, B, D, D_IN = 2, 3, 5, 4
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +34,8 @@ def _data() -> dict[str, torch.Tensor]:
 
 def _towers() -> torch.nn.ModuleDict:
     torch.manual_seed(7)
-    return torch.nn.ModuleDict({"fa": torch.nn.Linear(D_IN, D), "fb": torch.nn.Linear(D_IN, D)}).double()
+    towers = {"fa": torch.nn.Linear(D_IN, D), "fb": torch.nn.Linear(D_IN, D)}
+    return torch.nn.ModuleDict(towers).double()
 
 
 def _brute_info_nce(a, b, tau):
@@ -82,8 +83,8 @@ def _worker(out_dir: str) -> None:
     bias = torch.tensor(-1.0, dtype=torch.float64, requires_grad=True)
     out = distributed_siglip(a, b, tau, bias)
     out.loss.backward()
-    res.update(sig_loss=out.loss.detach(), sig_ga=a.grad, sig_gb=b.grad, sig_gtau=tau.grad, sig_gbias=bias.grad,
-               sig_pos_plus_neg=(out.terms["pos"] + out.terms["neg"]).detach())
+    res.update(sig_loss=out.loss.detach(), sig_ga=a.grad, sig_gb=b.grad, sig_gtau=tau.grad,
+               sig_gbias=bias.grad, sig_pos_plus_neg=(out.terms["pos"] + out.terms["neg"]).detach())
 
     model = _Pair(_towers())  # DDP's gradient hooks need the forward to run through ddp(...)
     ddp = DistributedDataParallel(model)
@@ -107,10 +108,11 @@ class _Pair(torch.nn.Module):
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict[str, torch.Tensor]]:
     out = tmp_path_factory.mktemp("ddp")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "MASTER_ADDR": "127.0.0.1",
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
+           "MASTER_ADDR": "127.0.0.1",
            "GLOO_SOCKET_IFNAME": os.environ.get("GLOO_SOCKET_IFNAME", "lo")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={N_PROC}",
-           __file__, str(out)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={N_PROC}", __file__, str(out)]
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"torchrun failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert "deprecated" not in proc.stderr, proc.stderr[-3000:]  # the gather must not warn
@@ -134,7 +136,8 @@ def test_info_nce_world_size_invariance(ranks):
     for i, res in enumerate(ranks):
         rows = slice(i * B, (i + 1) * B)
         assert res["nce_logits_shape"].tolist() == [B, N_PROC * B]
-        # all-gather backward sums over ranks: each rank holds N × the full-batch gradient of its rows
+        # all-gather backward sums over ranks: each rank holds N × the full-batch gradient of its
+        # rows
         torch.testing.assert_close(res["nce_ga"], N_PROC * a.grad[rows])
         torch.testing.assert_close(res["nce_gb"], N_PROC * b.grad[rows])
     # a temperature held by each rank: the mean of the local gradients is the full gradient
@@ -187,6 +190,35 @@ def test_single_process_fallback_matches_brute_force():
     torch.testing.assert_close(sig.terms["pos"] + sig.terms["neg"], sig.loss)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_inputs_are_prepared_exactly_as_in_the_losses(dtype):
+    """One input preparation (`mmlab.losses._prep`): not distributed, the distributed losses
+    give `info_nce` / `siglip`'s values and gradients, also for half precision with a zero row
+    and a tiny row (float16: ε = HALF_NORM_EPS, so the gradients stay finite; the old private
+    copy used ε = 1e-12 and overflowed) and for mixed dtypes (promoted, not cast to a's)."""
+    from mmlab.losses import info_nce, siglip
+
+    g = torch.Generator().manual_seed(5)
+    a0, b0 = torch.randn(4, 3, generator=g).to(dtype), torch.randn(4, 3, generator=g).to(dtype)
+    a0[1] = 0
+    a0[2] = a0[2] * 1e-3
+    for mixed in (False, True):
+        outs = {}
+        for name, fn in (("dist", distributed_info_nce), ("loss", info_nce),
+                         ("dist_sig", lambda a, b: distributed_siglip(a, b, 0.1, -2.0)),
+                         ("loss_sig", lambda a, b: siglip(a, b, 0.1, -2.0))):
+            a = a0.clone().requires_grad_()
+            b = (b0.double() if mixed else b0.clone()).requires_grad_()
+            out = fn(a, b)
+            out.loss.backward()
+            outs[name] = (out.loss, a.grad, b.grad, out.terms)
+        for x, y in (("dist", "loss"), ("dist_sig", "loss_sig")):
+            assert torch.isfinite(outs[x][1]).all() and torch.isfinite(outs[x][2]).all()
+            for got, want in zip(outs[x][:3], outs[y][:3]):  # summed in another order: close
+                torch.testing.assert_close(got, want)
+            assert outs[x][3].keys() == outs[y][3].keys()
+
+
 def test_validation_errors():
     x = torch.randn(4, 3)
     with pytest.raises(TypeError, match="`x`"):
@@ -197,6 +229,10 @@ def test_validation_errors():
         distributed_info_nce(x, torch.randn(5, 3))
     with pytest.raises(ValueError, match="`bias`"):
         distributed_siglip(x, x, 0.1, torch.zeros(2))
+    with pytest.raises(ValueError, match="`bias`"):
+        distributed_siglip(x, x, 0.1, math.inf)
+    with pytest.raises(ValueError, match="`a`.*NaN"):
+        distributed_info_nce(torch.full((4, 3), math.nan), x)
 
 
 @pytest.mark.slow
@@ -207,9 +243,10 @@ def test_example_train_ddp_runs_under_torchrun(tmp_path):
            str(REPO / "examples" / "train_ddp.py"), "--steps", "20", "--global-batch", "16"]
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    losses = [float(line.split("loss")[1].split()[0]) for line in proc.stdout.splitlines() if "loss" in line]
+    losses = [float(line.split("loss")[1].split()[0]) for line in proc.stdout.splitlines()
+              if "loss" in line]
     assert losses and all(math.isfinite(v) for v in losses)
-    assert losses[-1] < math.log(16) + 0.1  # below the chance level log(global batch) after training
+    assert losses[-1] < math.log(16) + 0.1  # below chance, log(global batch), after training
 
 
 if __name__ == "__main__":

@@ -14,14 +14,14 @@ def brute_force(a, b, tau, k):
     by explicit loops."""
     a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
     n = a.shape[0]
-    total = {"a→b": 0.0, "b→a": 0.0}
-    for name, (x, y) in {"a→b": (a, b), "b→a": (b, a)}.items():
+    total = {"a_to_b": 0.0, "b_to_a": 0.0}
+    for name, (x, y) in {"a_to_b": (a, b), "b_to_a": (b, a)}.items():
         for i in range(n):
             lo, hi = (i // k) * k, min((i // k) * k + k, n)
             logits = [torch.dot(x[i], y[j]) / tau for j in range(lo, hi)]
             total[name] = total[name] - (logits[i - lo] - torch.logsumexp(torch.stack(logits), 0))
         total[name] = total[name] / n
-    return 0.5 * (total["a→b"] + total["b→a"]), total
+    return 0.5 * (total["a_to_b"] + total["b_to_a"]), total
 
 
 @pytest.mark.parametrize("n,k", [(12, 4), (10, 4), (7, 1), (9, 3), (1, 5), (16, 16)])
@@ -34,7 +34,7 @@ def test_matches_brute_force_values_and_gradients(n, k):
     out = block_info_nce(a1, b1, 0.3, k)
     ref, terms = brute_force(a2, b2, 0.3, k)
     assert torch.allclose(out.loss, ref, atol=1e-12)
-    for key in ("a→b", "b→a"):
+    for key in ("a_to_b", "b_to_a"):
         assert torch.allclose(out.terms[key], terms[key], atol=1e-12)
     out.loss.backward()
     ref.backward()

@@ -51,10 +51,12 @@ def _leaves(*shapes, seed=0):
 @pytest.mark.parametrize("normalize", [True, False])
 def test_value_and_gradients_match_brute_force(in_batch, normalize):
     g = torch.Generator().manual_seed(1)
-    old_a, old_b = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
+    old_a = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    old_b = torch.randn(6, 4, generator=g, dtype=torch.float64)
     if not normalize:  # the caller promises unit vectors
         old_a, old_b = _unit(old_a), _unit(old_b)
-    loss = L.QueueClipLoss(4, 5, init_temperature=0.3, in_batch=in_batch, normalize=normalize).double()
+    loss = L.QueueClipLoss(4, 5, init_temperature=0.3, in_batch=in_batch,
+                           normalize=normalize).double()
     loss.queue_a.enqueue(old_a)  # 6 keys into 5 slots: the last 5 are kept
     loss.queue_b.enqueue(old_b)
     a, b = _leaves((3, 4), (3, 4))
@@ -72,7 +74,8 @@ def test_value_and_gradients_match_brute_force(in_batch, normalize):
     torch.testing.assert_close(gb, rb)
     torch.testing.assert_close(gs, rs)
     # the terms are the two directions, the logits those of a → b
-    torch.testing.assert_close(out.terms["a→b"], ref_direction(a2, b2, old_b[1:], torch.tensor(0.3, dtype=torch.float64), in_batch))
+    tau = torch.tensor(0.3, dtype=torch.float64)
+    torch.testing.assert_close(out.terms["a_to_b"], ref_direction(a2, b2, old_b[1:], tau, in_batch))
     assert out.logits.shape == ((3, 3 + 5) if in_batch else (3, 1 + 5))
     first = _unit(a.detach())[0] @ _unit(old_b[1:]).T / 0.3  # a_0 against the queued b keys
     torch.testing.assert_close(out.logits[0, -5:], first)
@@ -92,7 +95,8 @@ def test_empty_queue_without_in_batch_negatives_is_zero_like_queue_info_nce():
     a, b = _leaves((4, 3), (4, 3), seed=3)
     out = L.QueueClipLoss(3, 8, in_batch=False).double()(a, b)
     assert out.loss.item() == pytest.approx(0.0, abs=1e-12)  # log(e^x / e^x): nothing to contrast
-    torch.testing.assert_close(out.terms["a→b"], L.queue_info_nce(a, b, torch.zeros(0, 3, dtype=torch.float64)).loss)
+    empty = torch.zeros(0, 3, dtype=torch.float64)
+    torch.testing.assert_close(out.terms["a_to_b"], L.queue_info_nce(a, b, empty).loss)
 
 
 def test_queue_only_matches_queue_info_nce_in_both_directions():
@@ -116,8 +120,10 @@ def test_queue_contents_after_steps_fifo_of_normalised_keys():
         filled = min(2 * step, 5)
         assert out.logits.shape == (2, 2 + filled)
         if filled:
-            expected = torch.sort((_unit(a.detach()) @ torch.stack(seen_b[-filled:]).T / 0.07), dim=1).values
-            torch.testing.assert_close(torch.sort(out.logits[:, 2:].detach(), dim=1).values, expected)
+            queued = torch.stack(seen_b[-filled:])  # (filled, D)
+            expected = torch.sort((_unit(a.detach()) @ queued.T / 0.07), dim=1).values
+            got = torch.sort(out.logits[:, 2:].detach(), dim=1).values
+            torch.testing.assert_close(got, expected)
         seen_a += list(_unit(a.detach()))
         seen_b += list(_unit(b.detach()))
         assert len(loss.queue_a) == len(loss.queue_b) == min(2 * (step + 1), 5)
@@ -164,7 +170,8 @@ def test_state_dict_round_trip():
     with torch.no_grad():
         loss.logit_scale.add_(0.3)
     state = loss.state_dict()
-    assert {"logit_scale", "queue_a.queue", "queue_a.ptr", "queue_a.count", "queue_b.queue"} <= set(state)
+    keys = {"logit_scale", "queue_a.queue", "queue_a.ptr", "queue_a.count", "queue_b.queue"}
+    assert keys <= set(state)
     fresh = L.QueueClipLoss(3, 6).double()
     fresh.load_state_dict(state)
     a, b = _leaves((2, 3), (2, 3), seed=20)
@@ -175,7 +182,8 @@ def test_state_dict_round_trip():
 
 def test_inside_contrastive_model_trains_and_enqueues_only_in_training():
     torch.manual_seed(0)
-    enc = {"image": MLPEncoder(6, hidden=8, depth=1, out_dim=4), "audio": MLPEncoder(5, hidden=8, depth=1, out_dim=4)}
+    enc = {"image": MLPEncoder(6, hidden=8, depth=1, out_dim=4),
+           "audio": MLPEncoder(5, hidden=8, depth=1, out_dim=4)}
     loss = L.QueueClipLoss(4, 8, init_temperature=0.1)
     model = ContrastiveModel(enc, None, loss)
     batch = {"image": torch.randn(3, 6), "audio": torch.randn(3, 5)}
@@ -183,7 +191,7 @@ def test_inside_contrastive_model_trains_and_enqueues_only_in_training():
     out.loss.backward()
     assert loss.logit_scale.grad is not None and len(loss.queue_a) == 3
     z = model.encode(batch)
-    torch.testing.assert_close(loss.queue_a.negatives, z["image"].detach())  # the first modality's keys
+    torch.testing.assert_close(loss.queue_a.negatives, z["image"].detach())  # the first modality
     torch.testing.assert_close(loss.queue_b.negatives, z["audio"].detach())
     model.eval()
     model(batch)
@@ -222,3 +230,98 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="`a`"):
         loss(torch.full((3, 4), math.nan), torch.randn(3, 4))
     assert len(loss.queue_a) == 0  # nothing was enqueued by the rejected calls
+
+
+# ----------------------------------------------------------------------------- functional core
+@pytest.mark.parametrize("in_batch", [True, False])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_queue_clip_loss_matches_brute_force_values_and_gradients(in_batch, normalize):
+    """queue_clip_loss against the loop reference, with queues of different lengths (Q_a ≠ Q_b),
+    on values and on the gradients of a, b and a tensor τ; the queued keys get no gradient."""
+    a, b, neg_a, neg_b = _leaves((4, 3), (4, 3), (5, 3), (2, 3), seed=30)
+    tau = torch.tensor(0.25, dtype=torch.float64, requires_grad=True)
+    if not normalize:  # the caller promises unit vectors
+        a, b = _unit(a.detach()).requires_grad_(True), _unit(b.detach()).requires_grad_(True)
+        neg_a = _unit(neg_a.detach()).requires_grad_(True)
+        neg_b = _unit(neg_b.detach()).requires_grad_(True)
+    out = L.queue_clip_loss(a, b, neg_a, neg_b, tau, in_batch=in_batch, normalize=normalize)
+    grads = torch.autograd.grad(out.loss, (a, b, tau))
+
+    a2, b2, tau2 = (x.detach().clone().requires_grad_(True) for x in (a, b, tau))
+    ref = ref_loss(a2, b2, neg_a.detach(), neg_b.detach(), tau2, in_batch, normalize)
+    torch.testing.assert_close(out.loss, ref)
+    for got, want in zip(grads, torch.autograd.grad(ref, (a2, b2, tau2))):
+        torch.testing.assert_close(got, want)
+    want_ab = ref_direction(a2, b2, neg_b.detach(), tau2, in_batch, normalize)
+    want_ba = ref_direction(b2, a2, neg_a.detach(), tau2, in_batch, normalize)
+    torch.testing.assert_close(out.terms["a_to_b"], want_ab)
+    torch.testing.assert_close(out.terms["b_to_a"], want_ba)
+    assert set(out.terms) == {"a_to_b", "b_to_a"}
+    assert out.logits.shape == ((4, 4 + 2) if in_batch else (4, 1 + 2))  # a → b: the keys of b
+    assert neg_a.grad is None and neg_b.grad is None  # queued keys are constants
+
+
+def test_queue_clip_loss_with_empty_queues_is_info_nce():
+    a, b = _leaves((5, 3), (5, 3), seed=31)
+    empty = torch.zeros(0, 3, dtype=torch.float64)
+    out = L.queue_clip_loss(a, b, empty, empty, 0.2)
+    ref = L.info_nce(a, b, 0.2)
+    torch.testing.assert_close(out.loss, ref.loss)
+    for x, y in zip(torch.autograd.grad(out.loss, (a, b)), torch.autograd.grad(ref.loss, (a, b))):
+        torch.testing.assert_close(x, y)
+
+
+def test_module_is_the_functional_core_on_its_queues():
+    loss = L.QueueClipLoss(3, 4, init_temperature=0.2).double()
+    loss(*_leaves((3, 3), (3, 3), seed=32))  # fill the queues with one batch
+    neg_a, neg_b = loss.queue_a.negatives.clone(), loss.queue_b.negatives.clone()
+    a, b = _leaves((3, 3), (3, 3), seed=33)
+    out = loss(a, b)
+    ref = L.queue_clip_loss(a, b, neg_a, neg_b, 1.0 / loss.scale())
+    torch.testing.assert_close(out.loss, ref.loss)
+    assert set(out.terms) == {"a_to_b", "b_to_a"}
+
+
+def test_queue_clip_loss_rejects_bad_negatives_by_name():
+    a, b = torch.randn(3, 4), torch.randn(3, 4)
+    ok = torch.randn(2, 4)
+    with pytest.raises(ValueError, match=r"`neg_b`.*D = 4"):
+        L.queue_clip_loss(a, b, ok, torch.randn(2, 5))
+    with pytest.raises(TypeError, match="`neg_a`"):
+        L.queue_clip_loss(a, b, [[1.0] * 4], ok)
+    with pytest.raises(ValueError, match="`neg_a`"):
+        L.queue_clip_loss(a, b, torch.full((2, 4), math.nan), ok)
+    with pytest.raises(TypeError, match="in_batch"):
+        L.queue_clip_loss(a, b, ok, ok, in_batch=1)
+
+
+# ----------------------------------------------------------------------------- no host reads
+def test_queue_steps_read_no_value_from_the_device():
+    """On the meta device a tensor has no values, so any host read (`int(t)`, `.item()`,
+    `bool(t)`) raises. Enqueueing, reading the negatives and whole training steps must not."""
+    queue = L.MemoryQueue(4, 8).to("meta")
+    for k in (3, 7, 2):
+        queue.enqueue(torch.randn(k, 4, device="meta"))
+    assert len(queue) == 8 and queue.negatives.shape == (8, 4)
+    loss = L.QueueClipLoss(4, 5).to("meta")
+    for _ in range(3):
+        a = torch.randn(3, 4, device="meta", requires_grad=True)
+        out = loss(a, torch.randn(3, 4, device="meta"))
+        out.loss.backward()
+    assert out.logits.shape == (3, 3 + 5) and len(loss.queue_a) == 5
+
+
+def test_memory_queue_state_dict_restores_the_host_position():
+    queue = L.MemoryQueue(2, 5)
+    for s in range(3):  # 6 keys into 5 slots: wrapped once, ptr = 1
+        queue.enqueue(torch.randn(2, 2, generator=torch.Generator().manual_seed(s)))
+    fresh = L.MemoryQueue(2, 5)
+    fresh.load_state_dict(queue.state_dict())
+    assert len(fresh) == len(queue) == 5 and int(fresh.ptr) == int(queue.ptr) == 1
+    keys = torch.randn(3, 2)
+    queue.enqueue(keys)
+    fresh.enqueue(keys)  # lands at the same rows only if the host copy of ptr was restored
+    assert torch.equal(fresh.queue, queue.queue)
+    assert int(fresh.ptr) == int(queue.ptr) == 4
+    fresh.reset()
+    assert len(fresh) == 0 and int(fresh.ptr) == 0 and int(fresh.count) == 0

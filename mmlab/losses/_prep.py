@@ -1,11 +1,19 @@
-"""Shared input preparation for the losses: validation, up-casting, L2 normalisation, 1/τ."""
+"""Shared input preparation for the losses: validation, up-casting, L2 normalisation, 1/τ.
+
+Every loss (and `mmlab.distributed`) prepares its inputs here, so all of them treat half
+precision, zero rows, huge rows and tensor temperatures the same way:
+- float16/bfloat16 embeddings are computed in float32 (`compute_dtype`), and `in_float32` turns
+  `torch.autocast` off inside a loss, so its logits and softmax are float32 under autocast too;
+- `normalize_rows` is `F.normalize`, except for rows whose squared norm would overflow.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +21,7 @@ from torch import Tensor
 
 from mmlab._checks import (check_embeddings, check_finite_if_cheap, check_int, check_same_shape,
                            check_temperature, values_are_cheap)
+from mmlab._norm import l2_normalize, overflow_limit
 
 NORM_EPS = 1e-12
 """ε in â = a / max(‖a‖, ε): a zero vector stays zero instead of becoming NaN."""
@@ -41,6 +50,53 @@ def upcast(x: Tensor) -> Tensor:
     return x.float() if x.dtype in _HALF else x
 
 
+def normalize_rows(x: Tensor, eps: float) -> Tensor:
+    """x̂ = x / max(‖x‖, ε) row by row, also for rows whose squared norm overflows.
+
+    `F.normalize` squares: a float32 row with ‖x‖ > ~1.8e19 gets ‖x‖ = Inf and becomes a zero
+    vector (and a loss over it silently returns log B). `mmlab._norm.l2_normalize` first divides
+    such rows by a power of two. On the CPU we look first and call it only if some entry exceeds
+    its threshold, so every other input takes exactly the `F.normalize` graph (bit-identical
+    values and gradients); elsewhere (no host read) it always runs: the same values, one more
+    autograd node.
+
+    Args:
+        x: (B, D) embeddings.
+        eps: ε > 0, the smallest norm divided by.
+    Returns:
+        (B, D) unit rows (zero rows stay zero).
+    """
+    if x.numel() == 0 or (values_are_cheap(x)
+                          and not bool(x.detach().abs().amax() > overflow_limit(x))):
+        return F.normalize(x, dim=-1, eps=eps)  # nothing to rescale: the plain graph
+    return l2_normalize(x, dim=-1, eps=eps)
+
+
+LossFn = TypeVar("LossFn", bound=Callable[..., Any])
+_AUTOCAST_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+def in_float32(fn: LossFn) -> LossFn:
+    """Run the loss `fn` with `torch.autocast` turned off (only where it is on).
+
+    Under autocast a matmul runs in float16/bfloat16 even for float32 inputs. For a loss that
+    means logits S/τ rounded to 3 significant digits (steps of 2 to 8 at τ = 1e-4 in float16),
+    and SigLIP's loss can overflow to Inf. With autocast off, the inputs are upcast by `prepare`
+    and the logits, softmax and gradients are float32. Without autocast `fn` is called as is.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        on = [d for d in _AUTOCAST_DEVICES
+              if torch.amp.is_autocast_available(d) and torch.is_autocast_enabled(d)]
+        if not on:
+            return fn(*args, **kwargs)
+        with contextlib.ExitStack() as stack:
+            for device in on:
+                stack.enter_context(torch.autocast(device_type=device, enabled=False))
+            return fn(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
+
 def prepare(names: Sequence[str], xs: Sequence[Any], normalize: bool) -> list[Tensor]:
     """Validate paired (B, D) embeddings, check them for NaN/Inf (CPU only), upcast, normalise.
 
@@ -49,7 +105,8 @@ def prepare(names: Sequence[str], xs: Sequence[Any], normalize: bool) -> list[Te
         xs: the embeddings, each (B, D).
         normalize: whether to return â = a / max(‖a‖, ε) (ε = `norm_eps(a.dtype)`).
     Returns:
-        The prepared tensors, each (B, D), in one common dtype: float32, or float64 if any input is.
+        The prepared tensors, each (B, D), in one common dtype: float32, or float64 if any
+        input is.
     """
     for n, x in zip(names, xs):
         check_embeddings(n, x)
@@ -57,19 +114,20 @@ def prepare(names: Sequence[str], xs: Sequence[Any], normalize: bool) -> list[Te
     devices = {x.device for x in xs}
     if len(devices) > 1:
         listed = ", ".join(f"`{n}` on {x.device}" for n, x in zip(names, xs))
-        raise ValueError(f"{listed}: all embeddings must be on the same device; move them with `.to(device)`.")
+        raise ValueError(f"{listed}: all embeddings must be on the same device; "
+                         "move them with `.to(device)`.")
     dtype = functools.reduce(torch.promote_types, [compute_dtype(x.dtype) for x in xs])
     out = []
     for n, x in zip(names, xs):
         check_finite_if_cheap(n, x)
         eps = norm_eps(x.dtype)
         x = x.to(dtype)
-        out.append(F.normalize(x, dim=-1, eps=eps) if normalize else x)
+        out.append(normalize_rows(x, eps) if normalize else x)
     return out
 
 
 def as_scale(temperature: Any, like: Tensor, name: str = "temperature") -> float | Tensor:
-    """Return the logit scale 1/τ: a float for a float τ, a 0-d tensor (keeping autograd) for a tensor τ.
+    """The logit scale 1/τ: a float for a float τ, a 0-d tensor (autograd kept) for a tensor τ.
 
     Tensor temperatures are value-checked only on the CPU, so a GPU training loop never syncs.
     """
@@ -96,7 +154,8 @@ def as_bias(bias: Any, like: Tensor) -> float | Tensor:
     """Check a SigLIP bias (a finite float or a 0-d float tensor)."""
     if isinstance(bias, Tensor):
         if bias.numel() != 1:
-            raise ValueError(f"`bias` must be a float or a 0-d tensor, got shape {tuple(bias.shape)}.")
+            raise ValueError(f"`bias` must be a float or a 0-d tensor, "
+                             f"got shape {tuple(bias.shape)}.")
         if not bias.is_floating_point():
             raise TypeError(f"`bias` must be a floating tensor, got {bias.dtype}.")
         check_finite_if_cheap("bias", bias)
@@ -113,8 +172,13 @@ def check_chunk_size(chunk_size: Any) -> int | None:
     return None if chunk_size is None else check_int("chunk_size", chunk_size, minimum=1)
 
 
-def unpack_modalities(embeddings: tuple[Any, ...], minimum: int = 2) -> tuple[list[str], list[str], list[Any]]:
-    """Accept `f(x, y, z)` or `f({"image": x, ...})`; return (names for errors, keys for terms, tensors)."""
+def unpack_modalities(embeddings: tuple[Any, ...],
+                      minimum: int = 2) -> tuple[list[str], list[str], list[Any]]:
+    """Accept `f(x, y, z)` or `f({"image": x, ...})`.
+
+    Returns:
+        (names for error messages, keys for terms, the tensors).
+    """
     if len(embeddings) == 1 and isinstance(embeddings[0], Mapping):
         keys = [str(k) for k in embeddings[0]]
         names = [f"embeddings[{k!r}]" for k in embeddings[0]]

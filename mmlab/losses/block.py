@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmlab._checks import check_int
-from mmlab.losses._prep import as_scale, prepare
-from mmlab.losses.output import LossOutput
+from mmlab.losses._prep import as_scale, in_float32, prepare
+from mmlab.losses.output import DEFAULT_TEMPERATURE, LossOutput
 
 
 def block_mask(batch_size: int, block_size: int,
@@ -44,8 +44,9 @@ def block_mask(batch_size: int, block_size: int,
     return blocks[:, None] == blocks[None, :]  # (B, B)
 
 
-def block_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0.07, block_size: int = 8,
-                   *, normalize: bool = True) -> LossOutput:
+@in_float32
+def block_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = DEFAULT_TEMPERATURE,
+                   block_size: int = 8, *, normalize: bool = True) -> LossOutput:
     """Symmetric InfoNCE whose negatives for row i are only the other rows of i's block of k.
 
     Args:
@@ -55,7 +56,8 @@ def block_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0.07, blo
         block_size: k ≥ 1, rows per block (k − 1 negatives per anchor); k ≥ B is `info_nce`.
         normalize: L2-normalise a and b first.
     Returns:
-        LossOutput with `logits` S/τ (B, B), −∞ outside the blocks, terms {"a→b", "b→a"}.
+        LossOutput with `logits` S/τ (B, B), −∞ outside the blocks, terms
+        {"a_to_b", "b_to_a"}.
     """
     a, b = prepare(("a", "b"), (a, b), normalize)
     scale = as_scale(temperature, a)
@@ -65,4 +67,4 @@ def block_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0.07, blo
     labels = torch.arange(a.shape[0], device=a.device)  # (B,)
     a_to_b = F.cross_entropy(logits, labels)
     b_to_a = F.cross_entropy(logits.T, labels)
-    return LossOutput(0.5 * (a_to_b + b_to_a), logits, {"a→b": a_to_b, "b→a": b_to_a})
+    return LossOutput(0.5 * (a_to_b + b_to_a), logits, {"a_to_b": a_to_b, "b_to_a": b_to_a})

@@ -14,10 +14,13 @@ With the positive logits p_i = s·a_i·b_i (cheap, O(B·D)), CE(L, I) = mean_i (
 the usual "grad wrt logits = softmax − onehot". The SigLIP loss (Zhai et al. 2023) is a plain
 sum of softplus terms, so its chunked form accumulates the sum and recomputes the sigmoid in
 backward. Both are `torch.autograd.Function`s, so gradients also reach a learnable τ and bias.
+Their backward passes recompute the logits with autocast off, in the forward pass's float32 even
+when `loss.backward()` is called inside `torch.autocast`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -29,6 +32,13 @@ def _chunks(n: int, size: int) -> range:
     return range(0, n, size)
 
 
+def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast off on `device_type` (nothing to turn off where autocast does not exist)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
 class ChunkedLogSumExp(torch.autograd.Function):
     """Row and column log-sum-exps of L = s·a bᵀ, computed K rows at a time.
 
@@ -36,7 +46,8 @@ class ChunkedLogSumExp(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, a: Tensor, b: Tensor, scale: Tensor, chunk_size: int) -> tuple[Tensor, Tensor]:
+    def forward(ctx: Any, a: Tensor, b: Tensor, scale: Tensor,
+                chunk_size: int) -> tuple[Tensor, Tensor]:
         n = a.shape[0]
         row_lse = a.new_empty(n)  # (B,)
         col_lse = a.new_full((b.shape[0],), float("-inf"))  # (B,)
@@ -51,6 +62,11 @@ class ChunkedLogSumExp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, g_row: Tensor, g_col: Tensor) -> tuple[Tensor | None, ...]:
+        with _autocast_off(g_row.device.type):
+            return ChunkedLogSumExp._backward(ctx, g_row, g_col)
+
+    @staticmethod
+    def _backward(ctx: Any, g_row: Tensor, g_col: Tensor) -> tuple[Tensor | None, ...]:
         a, b, scale, row_lse, col_lse = ctx.saved_tensors
         need_a, need_b, need_s = ctx.needs_input_grad[:3]
         n, k = a.shape[0], ctx.chunk_size
@@ -80,14 +96,16 @@ class ChunkedSigmoidLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def _signed_logits(a_c: Tensor, b: Tensor, scale: Tensor, bias: Tensor, start: int) -> tuple[Tensor, Tensor]:
+    def _signed_logits(a_c: Tensor, b: Tensor, scale: Tensor, bias: Tensor,
+                       start: int) -> tuple[Tensor, Tensor]:
         sim = a_c @ b.T  # (K, B)
         x = scale * sim + bias  # (K, B): −z·L = L off the diagonal (z = −1) ...
         x.diagonal(offset=start).neg_()  # ... and −L at (i, i), i.e. column start + row (z = +1)
         return sim, x
 
     @staticmethod
-    def forward(ctx: Any, a: Tensor, b: Tensor, scale: Tensor, bias: Tensor, chunk_size: int) -> Tensor:
+    def forward(ctx: Any, a: Tensor, b: Tensor, scale: Tensor, bias: Tensor,
+                chunk_size: int) -> Tensor:
         n = a.shape[0]
         total = a.new_zeros(())
         for start in _chunks(n, chunk_size):
@@ -100,6 +118,11 @@ class ChunkedSigmoidLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        with _autocast_off(grad_out.device.type):
+            return ChunkedSigmoidLoss._backward(ctx, grad_out)
+
+    @staticmethod
+    def _backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         a, b, scale, bias = ctx.saved_tensors
         need_a, need_b, need_s, need_bias = ctx.needs_input_grad[:4]
         n, k = a.shape[0], ctx.chunk_size
@@ -125,11 +148,12 @@ class ChunkedSigmoidLoss(torch.autograd.Function):
         return grad_a, grad_b, grad_s, grad_bias, None
 
 
-def chunked_info_nce(a: Tensor, b: Tensor, scale: Tensor, chunk_size: int) -> tuple[Tensor, Tensor, Tensor]:
+def chunked_info_nce(a: Tensor, b: Tensor, scale: Tensor,
+                     chunk_size: int) -> tuple[Tensor, Tensor, Tensor]:
     """Symmetric CLIP loss without the (B, B) matrix; a, b prepared (B, D), scale 0-d tensor.
 
     Returns:
-        (loss, CE a→b, CE b→a), each a scalar tensor.
+        (loss, CE a_to_b, CE b_to_a), each a scalar tensor.
     """
     row_lse, col_lse = ChunkedLogSumExp.apply(a, b, scale, chunk_size)  # (B,), (B,)
     pos = scale * (a * b).sum(dim=-1)  # (B,)
@@ -138,6 +162,7 @@ def chunked_info_nce(a: Tensor, b: Tensor, scale: Tensor, chunk_size: int) -> tu
     return 0.5 * (a_to_b + b_to_a), a_to_b, b_to_a
 
 
-def chunked_siglip_sum(a: Tensor, b: Tensor, scale: Tensor, bias: Tensor, chunk_size: int) -> Tensor:
+def chunked_siglip_sum(a: Tensor, b: Tensor, scale: Tensor, bias: Tensor,
+                       chunk_size: int) -> Tensor:
     """Σ_ij −log σ(z_ij (s·a_i·b_j + bias)) without the (B, B) matrix (a scalar tensor)."""
     return ChunkedSigmoidLoss.apply(a, b, scale, bias, chunk_size)

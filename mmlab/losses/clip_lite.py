@@ -21,12 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmlab.losses._prep import as_scale, prepare
-from mmlab.losses.output import LossOutput
+from mmlab.losses._prep import as_scale, in_float32, prepare
+from mmlab.losses.output import DEFAULT_TEMPERATURE, LossOutput
 
 
-def clip_lite(a: Tensor, b: Tensor, temperature: float | Tensor = 0.07, *, normalize: bool = True) -> LossOutput:
-    """CLIP-Lite JSD loss: mean softplus(−T(a_i, b_i)) + mean softplus(T(a_i, b_{i−1})), T = S/τ.
+@in_float32
+def clip_lite(a: Tensor, b: Tensor, temperature: float | Tensor = DEFAULT_TEMPERATURE, *,
+              normalize: bool = True) -> LossOutput:
+    """CLIP-Lite JSD loss: mean softplus(−T(a_i, b_i)) + mean softplus(T(a_i, b_{i−1})),
+    T = S/τ.
 
     Shrivastava et al. 2021. See the module docstring for the estimator.
 
@@ -36,7 +39,8 @@ def clip_lite(a: Tensor, b: Tensor, temperature: float | Tensor = 0.07, *, norma
         temperature: τ > 0, a float or a 0-d tensor.
         normalize: L2-normalise a and b first.
     Returns:
-        LossOutput with `logits` None (no matrix is built) and terms {"pos", "neg"} (they sum to the loss).
+        LossOutput with `logits` None (no matrix is built) and terms {"pos", "neg"} (they sum
+        to the loss).
     """
     a, b = prepare(("a", "b"), (a, b), normalize)
     scale = as_scale(temperature, a)

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmlab._checks import check_probability
-from mmlab.losses._prep import as_scale, as_tensor_scalar, prepare
-from mmlab.losses.output import LossOutput
+from mmlab.losses._prep import as_scale, as_tensor_scalar, in_float32, prepare
+from mmlab.losses.output import DEFAULT_TEMPERATURE, LossOutput
 
 _SAFE = 1e-6  # keep 1 − x ≥ 1e-6 inside log1p so gradients stay finite near the floor
 
@@ -35,7 +35,8 @@ def _check_beta(beta: Any) -> float:
     if isinstance(beta, bool) or not isinstance(beta, (int, float)):
         raise TypeError(f"`beta` must be a number, got {type(beta).__name__}.")
     if not math.isfinite(beta) or beta < 0:
-        raise ValueError(f"`beta` must be a finite number ≥ 0 (the hardness concentration), got {beta}.")
+        raise ValueError(f"`beta` must be a finite number ≥ 0 (the hardness concentration), "
+                         f"got {beta}.")
     return float(beta)
 
 
@@ -44,17 +45,18 @@ def _debiased_rows(logits: Tensor, scale: float | Tensor, tau_plus: float, beta:
     n_neg = logits.shape[0] - 1
     pos = logits.diagonal()  # (B,)
     self_mask = torch.eye(logits.shape[0], dtype=torch.bool, device=logits.device)  # (B, B)
+    off = float("-inf")  # the masked diagonal
     if beta == 0:
-        log_mass = torch.logsumexp(logits.masked_fill(self_mask, float("-inf")), dim=1)  # (B,)
+        log_mass = torch.logsumexp(logits.masked_fill(self_mask, off), dim=1)  # (B,)
     else:  # log( N Σ_j softmax(βL)_j exp L_j ) = log N + lse((1+β)L) − lse(βL)
         log_mass = (math.log(n_neg)
-                    + torch.logsumexp(((1 + beta) * logits).masked_fill(self_mask, float("-inf")), dim=1)
-                    - torch.logsumexp((beta * logits).masked_fill(self_mask, float("-inf")), dim=1))  # (B,)
+                    + torch.logsumexp(((1 + beta) * logits).masked_fill(self_mask, off), dim=1)
+                    - torch.logsumexp((beta * logits).masked_fill(self_mask, off), dim=1))  # (B,)
     if tau_plus > 0:
         log_x = math.log(n_neg * tau_plus) + pos - log_mass  # (B,): log(N τ⁺ p / mass)
         x = torch.exp(log_x.clamp(max=0)).clamp(max=1 - _SAFE)  # (B,)
         debiased = log_mass + torch.log1p(-x) - math.log1p(-tau_plus)  # (B,)
-        log_ng = torch.where(log_x < 0, debiased, torch.full_like(debiased, float("-inf")))  # (B,)
+        log_ng = torch.where(log_x < 0, debiased, torch.full_like(debiased, off))  # (B,)
     else:
         log_ng = log_mass
     floor = as_tensor_scalar(math.log(n_neg) - scale, logits)  # log(N e^{−1/τ})
@@ -70,15 +72,17 @@ def _symmetric(a: Tensor, b: Tensor, temperature: float | Tensor, tau_plus: floa
     logits = (a * scale) @ b.T  # (B, B)
     if logits.shape[0] == 1:  # no negatives: p / (p + 0) = 1, the loss is exactly 0
         zero = logits.sum() * 0
-        return LossOutput(zero, logits, {"a→b": zero, "b→a": zero})
+        return LossOutput(zero, logits, {"a_to_b": zero, "b_to_a": zero})
     a_to_b = _debiased_rows(logits, scale, tau_plus, beta)
     b_to_a = _debiased_rows(logits.T, scale, tau_plus, beta)
-    return LossOutput(0.5 * (a_to_b + b_to_a), logits, {"a→b": a_to_b, "b→a": b_to_a})
+    return LossOutput(0.5 * (a_to_b + b_to_a), logits, {"a_to_b": a_to_b, "b_to_a": b_to_a})
 
 
-def debiased_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0.07, tau_plus: float = 0.1, *,
-                      normalize: bool = True) -> LossOutput:
-    """Debiased contrastive loss, symmetric: ½[ℓ(L) + ℓ(Lᵀ)], ℓ(L) = (1/B) Σ_i −log(p_i / (p_i + N_g,i)).
+@in_float32
+def debiased_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = DEFAULT_TEMPERATURE,
+                      tau_plus: float = 0.1, *, normalize: bool = True) -> LossOutput:
+    """Debiased contrastive loss, symmetric: ½[ℓ(L) + ℓ(Lᵀ)],
+    ℓ(L) = (1/B) Σ_i −log(p_i / (p_i + N_g,i)).
 
     Chuang et al. 2020 "Debiased Contrastive Learning". N_g is defined in the module docstring
     (w_ij = 1).
@@ -87,17 +91,21 @@ def debiased_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0.07, 
         a: (B, D) embeddings; row i is paired with row i of `b`.
         b: (B, D) embeddings.
         temperature: τ > 0, a float or a 0-d tensor.
-        tau_plus: τ⁺ ∈ [0, 1), the prior probability that a batch negative shares the anchor's class.
+        tau_plus: τ⁺ ∈ [0, 1), the prior probability that a batch negative shares the anchor's
+            class.
         normalize: L2-normalise a and b first.
     Returns:
-        LossOutput with `logits` S/τ (B, B) and terms {"a→b", "b→a"}.
+        LossOutput with `logits` S/τ (B, B) and terms {"a_to_b", "b_to_a"}.
     """
     return _symmetric(a, b, temperature, tau_plus, 0.0, normalize)
 
 
-def hard_negative_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0.07, beta: float = 1.0,
-                           tau_plus: float = 0.1, *, normalize: bool = True) -> LossOutput:
-    """Hard-negative contrastive loss, symmetric, with importance weights w_ij = N softmax_{j≠i}(β L_ij).
+@in_float32
+def hard_negative_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = DEFAULT_TEMPERATURE,
+                           beta: float = 1.0, tau_plus: float = 0.1, *,
+                           normalize: bool = True) -> LossOutput:
+    """Hard-negative contrastive loss, symmetric, with importance weights
+    w_ij = N softmax_{j≠i}(β L_ij).
 
     Robinson et al. 2021 "Contrastive Learning with Hard Negative Samples". N_g is defined in
     the module docstring; β = 0 gives `debiased_info_nce`.
@@ -110,6 +118,6 @@ def hard_negative_info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = 0
         tau_plus: τ⁺ ∈ [0, 1), the false-negative prior of the debiasing correction.
         normalize: L2-normalise a and b first.
     Returns:
-        LossOutput with `logits` S/τ (B, B) and terms {"a→b", "b→a"}.
+        LossOutput with `logits` S/τ (B, B) and terms {"a_to_b", "b_to_a"}.
     """
     return _symmetric(a, b, temperature, tau_plus, _check_beta(beta), normalize)

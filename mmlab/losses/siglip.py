@@ -16,15 +16,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlab.losses._prep import as_bias, as_scale, as_tensor_scalar, check_chunk_size, prepare
+from mmlab.losses._prep import (as_bias, as_scale, as_tensor_scalar, check_chunk_size, in_float32,
+                                prepare)
 from mmlab.losses.chunked import chunked_siglip_sum
 from mmlab.losses.output import LossOutput
 from mmlab.losses.temperature import LearnableTemperature
 
 
-def siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1, bias: float | Tensor = -10.0, *,
-           normalize: bool = True, chunk_size: int | None = None) -> LossOutput:
-    """SigLIP loss −(1/B) Σ_i Σ_j log σ(z_ij (S_ij/τ + bias)), z = +1 on the diagonal, −1 elsewhere.
+@in_float32
+def siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1, bias: float | Tensor = -10.0,
+           *, normalize: bool = True, chunk_size: int | None = None) -> LossOutput:
+    """SigLIP loss −(1/B) Σ_i Σ_j log σ(z_ij (S_ij/τ + bias)), z = +1 on the diagonal, −1
+    elsewhere.
 
     Zhai et al. 2023 "Sigmoid Loss for Language Image Pre-Training".
 
@@ -45,7 +48,8 @@ def siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1, bias: float 
     chunk_size = check_chunk_size(chunk_size)
     n = a.shape[0]
     if chunk_size is not None:
-        loss = chunked_siglip_sum(a, b, as_tensor_scalar(scale, a), as_tensor_scalar(bias, a), chunk_size) / n
+        loss = chunked_siglip_sum(a, b, as_tensor_scalar(scale, a), as_tensor_scalar(bias, a),
+                                  chunk_size) / n
         pos_logits = scale * (a * b).sum(dim=-1) + bias  # (B,)
         logits = None
     else:
@@ -74,8 +78,9 @@ class SigLipLoss(LearnableTemperature):
 
     multiway = False
 
-    def __init__(self, init_temperature: float = 0.1, init_bias: float = -10.0, learnable: bool = True, *,
-                 normalize: bool = True, chunk_size: int | None = None) -> None:
+    def __init__(self, init_temperature: float = 0.1, init_bias: float = -10.0,
+                 learnable: bool = True, *, normalize: bool = True,
+                 chunk_size: int | None = None) -> None:
         super().__init__(init_temperature, learnable)
         self.bias = nn.Parameter(torch.tensor(float(as_bias(init_bias, torch.empty(0)))),
                                  requires_grad=bool(learnable))
@@ -84,7 +89,8 @@ class SigLipLoss(LearnableTemperature):
 
     def forward(self, a: Tensor, b: Tensor) -> LossOutput:
         """Args: a, b: (B, D) paired embeddings. Returns: `siglip(a, b, τ, bias)`."""
-        return siglip(a, b, 1.0 / self.scale(), self.bias, normalize=self.normalize, chunk_size=self.chunk_size)
+        return siglip(a, b, 1.0 / self.scale(), self.bias, normalize=self.normalize,
+                      chunk_size=self.chunk_size)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature:.4g}, bias={float(self.bias.detach()):.4g}"

@@ -20,7 +20,8 @@ Candidates (following the authors' reference implementation, rajesh-lab/symile):
   (B, B), and its diagonal is replaced by the positive MIPs. Each positive thus gets B−1
   shuffled negatives (a false negative is possible by chance). The permutations are drawn as
   `torch.randperm(B, generator=generator)` for m = 0, …, M−1 and, inside, for k = 0, …, M−1,
-  k ≠ m, in that order: M(M−1) draws per call.
+  k ≠ m, in that order: M(M−1) draws per call. They are drawn on the embeddings' device (on the
+  generator's device if one is given, then moved), so no permutation crosses the bus per step.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmlab._checks import check_choice, check_embeddings, check_finite_if_cheap, check_same_shape
-from mmlab.losses._prep import as_scale, prepare, unpack_modalities
-from mmlab.losses.output import LossOutput
+from mmlab.losses._prep import as_scale, in_float32, prepare, unpack_modalities
+from mmlab.losses.output import DEFAULT_TEMPERATURE, LossOutput
 from mmlab.losses.temperature import LearnableTemperature
 
 NEGATIVES = ("n", "n_squared")
@@ -86,18 +87,20 @@ def _logits_n(anchor: Tensor, others: list[Tensor], positives: Tensor,
               generator: torch.Generator | None) -> Tensor:
     """(B, B) unscaled logits: shuffled tuples off the diagonal, the positive MIPs (B,) on it."""
     n = anchor.shape[0]
+    device = anchor.device if generator is None else generator.device
     prod = None
     for x in others:
-        perm = torch.randperm(n, generator=generator,
-                              device=generator.device if generator is not None else "cpu")
-        shuffled = x[perm.to(x.device)]  # (B, D)
+        perm = torch.randperm(n, generator=generator, device=device)  # (B,)
+        shuffled = x[perm.to(x.device)]  # (B, D); `.to` copies only for a generator elsewhere
         prod = shuffled if prod is None else prod * shuffled  # (B, D)
     logits = anchor @ prod.T  # (B, B)
     return logits.diagonal_scatter(positives)
 
 
-def symile(*embeddings: Any, temperature: float | Tensor = 0.07, negatives: str = "n",
-           normalize: bool = True, generator: torch.Generator | None = None) -> LossOutput:
+@in_float32
+def symile(*embeddings: Any, temperature: float | Tensor = DEFAULT_TEMPERATURE,
+           negatives: str = "n", normalize: bool = True,
+           generator: torch.Generator | None = None) -> LossOutput:
     """Symile loss (1/M) Σ_m CE(L^m, positives), L^m_{i,c} = MIP(x^m_i, candidate c)/τ.
 
     Saporta, Puli, Goldstein, Ranganath 2024 "Contrasting with Symile: Simple Model-Agnostic
@@ -113,7 +116,8 @@ def symile(*embeddings: Any, temperature: float | Tensor = 0.07, negatives: str 
         generator: random source for the "n" permutations (None: the global RNG).
     Returns:
         LossOutput with `logits` L^0 (the first modality as anchor: (B, B) for "n",
-        (B, B^(M−1)) for "n_squared") and one CE term per anchor modality (keyed by index or dict key).
+        (B, B^(M−1)) for "n_squared") and one CE term per anchor modality, keyed by its index
+        ("0", "1", ...) or its dict key ("image", ...).
     """
     names, keys, xs = unpack_modalities(embeddings)
     check_choice("negatives", negatives, NEGATIVES)
@@ -153,8 +157,8 @@ class SymileLoss(LearnableTemperature):
 
     multiway = True
 
-    def __init__(self, init_temperature: float = 0.07, learnable: bool = True, negatives: str = "n", *,
-                 normalize: bool = True) -> None:
+    def __init__(self, init_temperature: float = DEFAULT_TEMPERATURE, learnable: bool = True,
+                 negatives: str = "n", *, normalize: bool = True) -> None:
         super().__init__(init_temperature, learnable)
         self.negatives = check_choice("negatives", negatives, NEGATIVES)
         self.normalize = normalize

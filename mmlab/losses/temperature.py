@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from mmlab._checks import check_temperature
-from mmlab.losses.output import MAX_LOGIT_SCALE, MIN_LOGIT_SCALE
+from mmlab.losses.output import DEFAULT_TEMPERATURE, MAX_LOGIT_SCALE, MIN_LOGIT_SCALE
 
 
 class LearnableTemperature(nn.Module):
@@ -28,23 +28,30 @@ class LearnableTemperature(nn.Module):
         learnable: whether `logit_scale` is trained.
     """
 
-    def __init__(self, init_temperature: float = 0.07, learnable: bool = True) -> None:
+    def __init__(self, init_temperature: float = DEFAULT_TEMPERATURE,
+                 learnable: bool = True) -> None:
         super().__init__()
         init_temperature = check_temperature(init_temperature, "init_temperature")
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)),
                                         requires_grad=bool(learnable))
 
     def scale(self) -> Tensor:
-        """exp(logit_scale clamped to [MIN_LOGIT_SCALE, MAX_LOGIT_SCALE]) = 1/τ, a 0-d tensor (autograd kept)."""
+        """1/τ = exp(logit_scale clamped to [MIN_LOGIT_SCALE, MAX_LOGIT_SCALE]), a 0-d tensor
+        (autograd kept; no host read)."""
         return self.logit_scale.clamp(min=MIN_LOGIT_SCALE, max=MAX_LOGIT_SCALE).exp()
 
     @property
     def temperature(self) -> float:
-        """τ = exp(−logit_scale) actually used (after the clamp), as a Python float."""
-        return math.exp(-min(max(float(self.logit_scale.detach()), MIN_LOGIT_SCALE), MAX_LOGIT_SCALE))
+        """τ = exp(−logit_scale) actually used (after the clamp), as a Python float.
+
+        Reads the parameter (a device sync on a GPU). Clamped before `math.exp`, so it is finite
+        for any stored `logit_scale` (±Inf included; NaN stays NaN)."""
+        logit_scale = float(self.logit_scale.detach())
+        return math.exp(-min(max(logit_scale, MIN_LOGIT_SCALE), MAX_LOGIT_SCALE))
 
     @torch.no_grad()
     def clamp_(self) -> LearnableTemperature:
-        """Clamp the stored `logit_scale` to [MIN_LOGIT_SCALE, MAX_LOGIT_SCALE] in place (after optimiser.step())."""
+        """Clamp the stored `logit_scale` to [MIN_LOGIT_SCALE, MAX_LOGIT_SCALE] in place (call it
+        after `optimizer.step()`)."""
         self.logit_scale.clamp_(min=MIN_LOGIT_SCALE, max=MAX_LOGIT_SCALE)
         return self

@@ -22,7 +22,7 @@ a model that scores every item alike is exactly as good as guessing). For query 
 The rank is h + U, where U is the position of the first true match in a random order of the
 g = m + n tied items, so P(U > u) = C(g − u, m) / C(g, m) for 0 ≤ u ≤ n. Then
 
-    R@k    = P(h + U ≤ k)                         = 1 − C(g − (k − h), m) / C(g, m)   (0 ≤ k − h ≤ n)
+    R@k    = P(h + U ≤ k)  = 1 − C(g − (k − h), m) / C(g, m)    (for 0 ≤ k − h ≤ n)
     MRR    = mean_i E[1 / (h + U)]
     rank_i = E[h + U] = h + (g + 1) / (m + 1)     (the expected rank; `ranks` returns it)
     median rank = median_i rank_i
@@ -48,13 +48,15 @@ Retrieval metrics are evaluation numbers: they run without grad and return Pytho
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from mmlab._checks import check_class_ids, check_embeddings, check_finite_if_cheap, check_int, check_tensor
+from mmlab._checks import check_embeddings, check_finite_if_cheap, check_int
 from mmlab._norm import l2_normalize
+from mmlab.metrics._retrieval_checks import (check_coverage, check_ks, check_label_pair,
+                                             check_names, check_sim, check_width)
 from mmlab.metrics.ties import (Ties, cat_ties, expected_rank, recall_in_expectation,
                                 reciprocal_in_expectation, ties_of_block)
 
@@ -65,53 +67,6 @@ COSINE_TIE_EPS = 64
 
 __all__ = ["similarity", "recall_at_k", "mean_reciprocal_rank", "median_rank", "ranks",
            "retrieval_report"]
-
-
-# ----------------------------------------------------------------------------- validation
-def _check_width(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"`{name_a}` {tuple(a.shape)} and `{name_b}` {tuple(b.shape)} must have the "
-                         f"same embedding width D (dim 1) to be compared; got {a.shape[1]} and {b.shape[1]}.")
-
-
-def _check_label_pair(names: tuple[str, str], labels: tuple[object, object],
-                      sizes: tuple[int, int], of: tuple[str, str]) -> tuple[Tensor, Tensor] | None:
-    """Labels come both or neither; returns the checked pair or None."""
-    given = [lab is not None for lab in labels]
-    if any(given) and not all(given):
-        missing = names[given.index(False)]
-        raise ValueError(f"`{missing}` is None but `{names[given.index(True)]}` is given; pass labels "
-                         "for both queries and gallery (class-level retrieval) or for neither (paired).")
-    if not any(given):
-        return None
-    return (check_class_ids(names[0], labels[0], sizes[0], of[0]),
-            check_class_ids(names[1], labels[1], sizes[1], of[1]))
-
-
-def _check_coverage(name_q: str, labels_q: Tensor, name_g: str, labels_g: Tensor) -> None:
-    """Every query label must occur in the gallery, or the query has no true match to rank."""
-    missing = ~torch.isin(labels_q, labels_g.to(labels_q.device))  # (B_q,)
-    if bool(missing.any()):
-        i = int(missing.nonzero()[0])
-        raise ValueError(f"`{name_q}`[{i}] = {int(labels_q[i])} occurs nowhere in `{name_g}`, so query {i} "
-                         f"has no true match; every query label needs at least one gallery item with it "
-                         f"({int(missing.sum())} queries lack one).")
-
-
-def _check_sim(sim: object, labels_query: object, labels_gallery: object) -> tuple[Tensor, tuple | None]:
-    sim = check_tensor("sim", sim, ndim=2, what="of shape (B_query, B_gallery)")
-    if sim.shape[1] == 0:
-        raise ValueError(f"`sim` is empty (shape {tuple(sim.shape)}); the gallery needs at least one item.")
-    check_finite_if_cheap("sim", sim)
-    pair = _check_label_pair(("labels_query", "labels_gallery"), (labels_query, labels_gallery),
-                             (sim.shape[0], sim.shape[1]), ("sim (rows)", "sim (columns)"))
-    if pair is not None:
-        _check_coverage("labels_query", pair[0], "labels_gallery", pair[1])
-    if pair is None and sim.shape[0] != sim.shape[1]:
-        raise ValueError(f"`sim` has shape {tuple(sim.shape)}; without labels the true match of query i is "
-                         "gallery item i, so `sim` must be square (B, B). For a rectangular matrix pass "
-                         "`labels_query` and `labels_gallery`.")
-    return sim, pair
 
 
 # ----------------------------------------------------------------------------- core
@@ -128,7 +83,8 @@ def _median(r: Tensor) -> float:
 
 
 def _sim_ties(sim: Tensor, labels: tuple[Tensor, Tensor] | None) -> Ties:
-    """Tie counts of a whole score matrix (exact equality: the caller's scores are taken as given)."""
+    """Tie counts of a whole score matrix (exact equality: the caller's scores are taken as
+    given)."""
     return cat_ties([ties_of_block(sim, 0, labels)])
 
 
@@ -154,7 +110,7 @@ def similarity(a: Tensor, b: Tensor) -> Tensor:
     """
     check_embeddings("a", a)
     check_embeddings("b", b)
-    _check_width("a", a, "b", b)
+    check_width("a", a, "b", b)
     check_finite_if_cheap("a", a)
     check_finite_if_cheap("b", b)
     a_hat, b_hat = _normalized_pair(a, b)  # (B_a, D), (B_b, D)
@@ -182,7 +138,7 @@ def recall_at_k(sim: Tensor, k: int, *, labels_query: Tensor | None = None,
         R@k as a Python float in [0, 1].
     """
     check_int("k", k, minimum=1)
-    sim, labels = _check_sim(sim, labels_query, labels_gallery)
+    sim, labels = check_sim(sim, labels_query, labels_gallery)
     return float(recall_in_expectation(_sim_ties(sim, labels), k).mean())
 
 
@@ -201,7 +157,7 @@ def mean_reciprocal_rank(sim: Tensor, *, labels_query: Tensor | None = None,
     Returns:
         MRR as a Python float in (0, 1].
     """
-    sim, labels = _check_sim(sim, labels_query, labels_gallery)
+    sim, labels = check_sim(sim, labels_query, labels_gallery)
     return float(reciprocal_in_expectation(_sim_ties(sim, labels)).mean())
 
 
@@ -221,7 +177,7 @@ def median_rank(sim: Tensor, *, labels_query: Tensor | None = None,
     Returns:
         The median rank as a Python float in [1, B_gallery].
     """
-    sim, labels = _check_sim(sim, labels_query, labels_gallery)
+    sim, labels = check_sim(sim, labels_query, labels_gallery)
     return _median(expected_rank(_sim_ties(sim, labels)))
 
 
@@ -231,19 +187,19 @@ def _tie_counts(a: Tensor, b: Tensor, chunk_size: int, labels_a: Tensor | None,
     check_embeddings("a", a)
     check_embeddings("b", b)
     check_int("chunk_size", chunk_size, minimum=1)
-    labels = _check_label_pair(("labels_a", "labels_b"), (labels_a, labels_b),
+    labels = check_label_pair(("labels_a", "labels_b"), (labels_a, labels_b),
                                (a.shape[0], b.shape[0]), ("a", "b"))
     if labels is None and a.shape[0] != b.shape[0]:
-        raise ValueError(f"`a` {tuple(a.shape)} and `b` {tuple(b.shape)} must have the same batch size "
-                         "without labels: the true match of a_i is b_i. For class-level retrieval "
-                         "pass `labels_a` and `labels_b`.")
-    _check_width("a", a, "b", b)
+        raise ValueError(f"`a` {tuple(a.shape)} and `b` {tuple(b.shape)} must have the same "
+                         "batch size without labels: the true match of a_i is b_i. For "
+                         "class-level retrieval pass `labels_a` and `labels_b`.")
+    check_width("a", a, "b", b)
     if labels is not None:
-        _check_coverage("labels_a", labels[0], "labels_b", labels[1])
+        check_coverage("labels_a", labels[0], "labels_b", labels[1])
     check_finite_if_cheap("a", a)
     check_finite_if_cheap("b", b)
     a_hat, b_hat = _normalized_pair(a, b)  # (B_a, D), (B_b, D)
-    tol = COSINE_TIE_EPS * torch.finfo(a_hat.dtype).eps  # rounding in the product must not break a tie
+    tol = COSINE_TIE_EPS * torch.finfo(a_hat.dtype).eps  # the product's rounding breaks no tie
     out = []
     for start in range(0, a.shape[0], chunk_size):
         stop = min(start + chunk_size, a.shape[0])
@@ -260,8 +216,9 @@ def ranks(a: Tensor, b: Tensor, *, chunk_size: int = 4096, labels_a: Tensor | No
 
     `rank_i = E[h + U] = h + (g + 1) / (m + 1)`: h items score strictly above the best true match,
     and it sits at a uniformly random place among the g = m + n items tied with it (m of them true
-    matches; see the module docstring). Without ties this is the integer `1 + h`. S = similarity(a, b)
-    is computed for `chunk_size` queries at a time, so at most a (chunk_size, B_b) block exists.
+    matches; see the module docstring). Without ties this is the integer `1 + h`.
+    S = similarity(a, b) is computed for `chunk_size` queries at a time, so at most a
+    (chunk_size, B_b) block exists.
     P_i = {i} (paired rows; `a` and `b` must have the same shape) or, with labels, the items of `b`
     whose label equals `labels_a[i]`.
 
@@ -277,30 +234,11 @@ def ranks(a: Tensor, b: Tensor, *, chunk_size: int = 4096, labels_a: Tensor | No
     return expected_rank(_tie_counts(a, b, chunk_size, labels_a, labels_b))
 
 
-def _check_ks(ks: object) -> tuple[int, ...]:
-    if isinstance(ks, int) and not isinstance(ks, bool):
-        ks = (ks,)
-    if not isinstance(ks, Iterable) or isinstance(ks, (str, bytes)):
-        raise TypeError(f"`ks` must be a sequence of ints ≥ 1 such as (1, 5, 10), got {type(ks).__name__}.")
-    ks = tuple(ks)
-    if not ks:
-        raise ValueError("`ks` is empty; pass at least one k, e.g. ks=(1, 5, 10).")
-    for k in ks:
-        check_int("ks[...]", k, minimum=1)
-    return ks
-
-
-def _check_names(names: object) -> tuple[str, str]:
-    if (not isinstance(names, (tuple, list)) or len(names) != 2
-            or not all(isinstance(n, str) for n in names)):
-        raise TypeError(f"`names` must be two strings such as ('image', 'text'), got {names!r}.")
-    return names[0], names[1]
-
-
 @torch.no_grad()
 def retrieval_report(a: Tensor, b: Tensor, ks: Sequence[int] = (1, 5, 10), *,
                      names: Sequence[str] = ("a", "b"), chunk_size: int = 4096,
-                     labels_a: Tensor | None = None, labels_b: Tensor | None = None) -> dict[str, float]:
+                     labels_a: Tensor | None = None,
+                     labels_b: Tensor | None = None) -> dict[str, float]:
     """Retrieval in both directions as a flat dict of floats, computed in chunks.
 
     For each direction x→y (queries x, gallery y): `R@k` for every k in `ks` (fraction in [0, 1]),
@@ -320,15 +258,15 @@ def retrieval_report(a: Tensor, b: Tensor, ks: Sequence[int] = (1, 5, 10), *,
     Returns:
         dict mapping "x→y metric" to a Python float.
     """
-    ks = _check_ks(ks)
-    na, nb = _check_names(names)
+    ks = check_ks(ks)
+    na, nb = check_names(names)
     check_embeddings("a", a)
     check_embeddings("b", b)
-    if labels_a is not None and labels_b is not None:  # name the arguments as the caller passed them
-        pair = _check_label_pair(("labels_a", "labels_b"), (labels_a, labels_b), (a.shape[0], b.shape[0]),
-                                 ("a", "b"))
-        _check_coverage("labels_a", pair[0], "labels_b", pair[1])
-        _check_coverage("labels_b", pair[1], "labels_a", pair[0])
+    if labels_a is not None and labels_b is not None:  # name the arguments as the caller did
+        pair = check_label_pair(("labels_a", "labels_b"), (labels_a, labels_b),
+                                (a.shape[0], b.shape[0]), ("a", "b"))
+        check_coverage("labels_a", pair[0], "labels_b", pair[1])
+        check_coverage("labels_b", pair[1], "labels_a", pair[0])
     t_ab = _tie_counts(a, b, chunk_size, labels_a, labels_b)  # (B_a,) each
     t_ba = _tie_counts(b, a, chunk_size, labels_b, labels_a)  # (B_b,) each
     report: dict[str, float] = {}
