@@ -11,7 +11,8 @@ and raises an `AssertionError` naming the statement and the value when the data 
 
 The margin is how far the value sits on the passing side of the threshold,
 
-    margin = value − threshold   for ">" and ">=",      margin = threshold − value   for "<" and "<=",
+    margin = value − threshold   for ">" and ">=",
+    margin = threshold − value   for "<" and "<=",
 
 so a negative margin is a failed claim, and the smallest margin over seeds says how much room a
 threshold leaves (CLAIMS.md lists it for every claim; `make claims` writes that file).
@@ -66,7 +67,8 @@ class Claim:
         return (f"{mark} {self.statement}{tag}: measured {_fmt(self.value)} {self.op} "
                 f"{_fmt(self.threshold)} (margin {_fmt(self.margin, sign=True)})")
 
-    def _ipython_display_(self) -> None:  # `claim(...)` as a cell's last line: show the verdict once
+    def _ipython_display_(self) -> None:
+        # `claim(...)` as a cell's last line: show the verdict once
         pass
 
 
@@ -88,12 +90,13 @@ def claim(statement: str, value: Any, op: str, threshold: Any, *, kind: str = "l
         TypeError, ValueError: the arguments are not of the forms above.
     """
     if not isinstance(statement, str) or not statement.strip():
-        raise ValueError(f"`statement` must be a non-empty string saying what is claimed, got {statement!r}.")
+        raise ValueError(f"`statement` must be a non-empty string saying what is claimed, "
+                         f"got {statement!r}.")
     if op not in OPS:
         raise ValueError(f"`op` must be one of {OPS}, got {op!r}.")
     if kind not in KINDS:
-        raise ValueError(f"`kind` must be 'learned' (an experiment's result) or 'fact' (an identity or "
-                         f"sanity check), got {kind!r}.")
+        raise ValueError(f"`kind` must be 'learned' (an experiment's result) or 'fact' "
+                         f"(an identity or sanity check), got {kind!r}.")
     v, t = _number("value", value), _number("threshold", threshold)
     if math.isnan(t):
         raise ValueError("`threshold` is NaN; a claim needs a number to compare with.")
@@ -115,8 +118,8 @@ def _number(name: str, x: Any) -> float:
                         "(for a yes/no check use a bare assert).")
     if hasattr(x, "numel") and hasattr(x, "item"):  # a torch tensor
         if x.numel() != 1:
-            raise ValueError(f"`{name}` must be one number, got a tensor of shape {tuple(x.shape)}; "
-                             "reduce it first (e.g. `.mean()`).")
+            raise ValueError(f"`{name}` must be one number, got a tensor of shape "
+                             f"{tuple(x.shape)}; reduce it first (e.g. `.mean()`).")
         x = x.item()
     if not isinstance(x, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {type(x).__name__}.")
@@ -146,5 +149,6 @@ def _log(record: Claim) -> None:
         return
     row = {"notebook": _notebook(), **asdict(record),
            "seed": int(os.environ.get("MMLAB_SEED", 0)), "mode": "tiny" if is_tiny() else "full"}
-    with open(path, "a", encoding="utf-8") as f:  # one write per line: appends from one process stay whole
+    # one write per line: appends from one process stay whole
+    with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(row, ensure_ascii=False) + "\n")

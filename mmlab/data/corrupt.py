@@ -32,7 +32,8 @@ __all__ = ["gaussian_noise", "noise_at_snr", "missing_mask"]
 
 def _check_generator(generator: Any) -> torch.Generator | None:
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"`generator` must be a torch.Generator or None, got {type(generator).__name__}.")
+        raise TypeError(f"`generator` must be a torch.Generator or None, "
+                        f"got {type(generator).__name__}.")
     return generator
 
 
@@ -60,20 +61,24 @@ def gaussian_noise(x: Tensor, sigma: float, *, generator: torch.Generator | None
     if x.ndim not in (3, 4):
         raise ValueError(f"`x` must be images of shape (B, C, H, W) or one image (C, H, W), "
                          f"got shape {tuple(x.shape)} ({x.ndim}-D).")
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"`sigma` must be a finite number ≥ 0 (the noise standard deviation), got {sigma!r}.")
+    if (isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma)
+            or sigma < 0):
+        raise ValueError(f"`sigma` must be a finite number ≥ 0 (the noise standard deviation), "
+                         f"got {sigma!r}.")
     if clip is not None:
         ok = (isinstance(clip, (tuple, list)) and len(clip) == 2
               and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in clip))
         if not ok or not clip[0] < clip[1]:
-            raise ValueError(f"`clip` must be None or a pair (lo, hi) with lo < hi, e.g. (0, 1); got {clip!r}.")
+            raise ValueError(f"`clip` must be None or a pair (lo, hi) with lo < hi, e.g. (0, 1); "
+                             f"got {clip!r}.")
     _check_generator(generator)
     check_finite_if_cheap("x", x)
     noisy = x + sigma * _standard_normal(x.shape, x, generator)  # same shape as x
     return noisy if clip is None else noisy.clamp(float(clip[0]), float(clip[1]))
 
 
-def noise_at_snr(wave: Tensor, snr_db: float, *, generator: torch.Generator | None = None) -> Tensor:
+def noise_at_snr(wave: Tensor, snr_db: float, *,
+                 generator: torch.Generator | None = None) -> Tensor:
     """Add white Gaussian noise at `snr_db` dB per clip: `w̃ = w + √(P_s / 10^(SNR/10)) ε`.
 
     `P_s = mean_t w_t²` is each clip's own power (silence included), so every clip gets noise of
@@ -91,13 +96,16 @@ def noise_at_snr(wave: Tensor, snr_db: float, *, generator: torch.Generator | No
     if wave.ndim not in (1, 2):
         raise ValueError(f"`wave` must be waveforms of shape (B, T) or one clip (T,), got shape "
                          f"{tuple(wave.shape)} ({wave.ndim}-D).")
-    if isinstance(snr_db, bool) or not isinstance(snr_db, (int, float)) or not math.isfinite(snr_db):
-        raise ValueError(f"`snr_db` must be a finite number of decibels (e.g. 0 or -10), got {snr_db!r}.")
+    if (isinstance(snr_db, bool) or not isinstance(snr_db, (int, float))
+            or not math.isfinite(snr_db)):
+        raise ValueError(f"`snr_db` must be a finite number of decibels (e.g. 0 or -10), "
+                         f"got {snr_db!r}.")
     _check_generator(generator)
     check_finite_if_cheap("wave", wave)
     clips = wave if wave.ndim == 2 else wave[None]  # (B, T)
     power = clips.pow(2).mean(dim=1, keepdim=True)  # (B, 1) P_s per clip
-    noisy = clips + (power / 10 ** (snr_db / 10)).sqrt() * _standard_normal(clips.shape, clips, generator)  # (B, T)
+    noise_std = (power / 10 ** (snr_db / 10)).sqrt()  # (B, 1) √P_n per clip
+    noisy = clips + noise_std * _standard_normal(clips.shape, clips, generator)  # (B, T)
     return noisy if wave.ndim == 2 else noisy[0]
 
 

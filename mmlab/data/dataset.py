@@ -29,16 +29,19 @@ def _as_index(name: str, idx: Any, n: int) -> Tensor:
     if isinstance(idx, range) or (isinstance(idx, Sequence) and not isinstance(idx, str)):
         idx = torch.as_tensor(list(idx), dtype=torch.int64)
     if not isinstance(idx, Tensor):
-        raise TypeError(f"`{name}` must be a 1-D LongTensor (or a list of ints), got {type(idx).__name__}.")
+        raise TypeError(f"`{name}` must be a 1-D LongTensor (or a list of ints), "
+                        f"got {type(idx).__name__}.")
     if idx.dtype == torch.bool:
         if idx.shape != (n,):
-            raise ValueError(f"`{name}` is a boolean mask of shape {tuple(idx.shape)}; expected ({n},).")
+            raise ValueError(f"`{name}` is a boolean mask of shape {tuple(idx.shape)}; "
+                             f"expected ({n},).")
         idx = idx.nonzero().squeeze(1)
     if idx.ndim != 1 or idx.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"`{name}` must be a 1-D integer tensor, got shape {tuple(idx.shape)} and dtype {idx.dtype}.")
+        raise ValueError(f"`{name}` must be a 1-D integer tensor, got shape {tuple(idx.shape)} "
+                         f"and dtype {idx.dtype}.")
     if idx.numel() and idx.device.type == "cpu" and (int(idx.min()) < -n or int(idx.max()) >= n):
-        raise ValueError(f"`{name}` has values in [{int(idx.min())}, {int(idx.max())}], outside the "
-                         f"dataset's {n} samples (valid: 0..{n - 1}).")
+        raise ValueError(f"`{name}` has values in [{int(idx.min())}, {int(idx.max())}], "
+                         f"outside the dataset's {n} samples (valid: 0..{n - 1}).")
     return idx.long() % n if idx.numel() else idx.long()
 
 
@@ -62,17 +65,21 @@ class MultimodalDataset:
     """
 
     def __init__(self, modalities: Mapping[str, Tensor | list[str]], label: Tensor | None = None,
-                 factors: Mapping[str, Tensor] | None = None, present: Mapping[str, Tensor] | None = None,
-                 classes: Sequence[str] | None = None, meta: Mapping[str, Any] | None = None) -> None:
+                 factors: Mapping[str, Tensor] | None = None,
+                 present: Mapping[str, Tensor] | None = None,
+                 classes: Sequence[str] | None = None,
+                 meta: Mapping[str, Any] | None = None) -> None:
         check_modalities("modalities", modalities)
         if not modalities:
             raise ValueError("`modalities` is empty; pass at least one, e.g. {'image': images}.")
-        sizes = {k: (len(v) if isinstance(v, list) else (v.shape[0] if isinstance(v, Tensor) and v.ndim else None))
+        sizes = {k: (len(v) if isinstance(v, list)
+                     else (v.shape[0] if isinstance(v, Tensor) and v.ndim else None))
                  for k, v in modalities.items()}
         for k, v in modalities.items():
-            if not (isinstance(v, Tensor) and v.ndim >= 1) and not (isinstance(v, list) and all(isinstance(s, str) for s in v)):
-                raise TypeError(f"`modalities[{k!r}]` must be a tensor with samples on dim 0 or a list of str, "
-                                f"got {type(v).__name__}.")
+            if (not (isinstance(v, Tensor) and v.ndim >= 1)
+                    and not (isinstance(v, list) and all(isinstance(s, str) for s in v))):
+                raise TypeError(f"`modalities[{k!r}]` must be a tensor with samples on dim 0 "
+                                f"or a list of str, got {type(v).__name__}.")
         n = next(iter(sizes.values()))
         self.modalities_data: dict[str, Tensor | list[str]] = dict(modalities)
         self.label = label
@@ -84,12 +91,15 @@ class MultimodalDataset:
         if label is not None:
             per_sample["label"] = label.shape[0] if label.ndim == 1 else -1
             if label.dtype != torch.int64:
-                raise TypeError(f"`label` must be int64 (N,), got dtype {label.dtype}; use `label.long()`.")
+                raise TypeError(f"`label` must be int64 (N,), got dtype {label.dtype}; "
+                                f"use `label.long()`.")
         for k, v in self.factors.items():
-            per_sample[f"factors[{k!r}]"] = v.shape[0] if isinstance(v, Tensor) and v.ndim == 1 else -1
+            per_sample[f"factors[{k!r}]"] = (v.shape[0] if isinstance(v, Tensor) and v.ndim == 1
+                                             else -1)
         for k, v in self.present.items():
             if k not in modalities:
-                raise ValueError(f"`present[{k!r}]` names no modality; modalities are {list(modalities)}.")
+                raise ValueError(f"`present[{k!r}]` names no modality; "
+                                 f"modalities are {list(modalities)}.")
             if not isinstance(v, Tensor) or v.dtype != torch.bool:
                 raise TypeError(f"`present[{k!r}]` must be a bool tensor (N,).")
             per_sample[f"present[{k!r}]"] = v.shape[0] if v.ndim == 1 else -1
@@ -98,7 +108,8 @@ class MultimodalDataset:
                 if group == "sample" and isinstance(v, list):
                     per_sample[f"meta[{group!r}][{k!r}]"] = len(v)
                 else:
-                    per_sample[f"meta[{group!r}][{k!r}]"] = v.shape[0] if isinstance(v, Tensor) and v.ndim else -1
+                    per_sample[f"meta[{group!r}][{k!r}]"] = (
+                        v.shape[0] if isinstance(v, Tensor) and v.ndim else -1)
         for k in PER_SAMPLE_LISTS:
             if k in self.meta:
                 v = self.meta[k]
@@ -106,8 +117,8 @@ class MultimodalDataset:
         bad = {k: s for k, s in per_sample.items() if s != n}
         if bad:
             listed = ", ".join(f"{k}: {s}" for k, s in per_sample.items())
-            raise ValueError(f"All per-sample fields must have the same number of rows N (1-D for label, "
-                             f"factors and present); got {listed}.")
+            raise ValueError(f"All per-sample fields must have the same number of rows N "
+                             f"(1-D for label, factors and present); got {listed}.")
         self._n = n
 
     # ---- basic properties -------------------------------------------------------------
@@ -140,8 +151,9 @@ class MultimodalDataset:
         return self._n
 
     def __repr__(self) -> str:
-        mods = ", ".join(f"{k}: {tuple(v.shape) if isinstance(v, Tensor) else f'list[str] ({len(v)})'}"
-                         for k, v in self.modalities_data.items())
+        mods = ", ".join(
+            f"{k}: {tuple(v.shape) if isinstance(v, Tensor) else f'list[str] ({len(v)})'}"
+            for k, v in self.modalities_data.items())
         return (f"MultimodalDataset(N={self._n}, {mods}, num_classes={self.num_classes}, "
                 f"factors={list(self.factors)}, device={self.device})")
 
@@ -151,11 +163,13 @@ class MultimodalDataset:
         if isinstance(i, Tensor) and i.numel() == 1:
             i = int(i)
         if isinstance(i, bool) or not isinstance(i, int):
-            raise TypeError(f"index must be an int, got {type(i).__name__}; use `ds.batch(idx)` for many.")
+            raise TypeError(f"index must be an int, got {type(i).__name__}; "
+                            f"use `ds.batch(idx)` for many.")
         if not -self._n <= i < self._n:
             raise IndexError(f"index {i} is out of range for a dataset of {self._n} samples.")
         i %= self._n
-        out: dict[str, Any] = {k: (v[i] if isinstance(v, list) else v[i]) for k, v in self.modalities_data.items()}
+        out: dict[str, Any] = {k: (v[i] if isinstance(v, list) else v[i])
+                               for k, v in self.modalities_data.items()}
         if self.label is not None:
             out["label"] = self.label[i]
         out["factors"] = {k: v[i] for k, v in self.factors.items()}
@@ -167,7 +181,8 @@ class MultimodalDataset:
         return out
 
     def batch(self, idx: Tensor | Sequence[int]) -> dict[str, Any]:
-        """A batch dict from an index tensor (B,): `index_select` per tensor, list indexing for text.
+        """A batch dict from an index tensor (B,): `index_select` per tensor, list indexing
+        for text.
 
         Args:
             idx: int64 `(B,)` sample indices (or a list of ints, or a bool mask (N,)).
@@ -180,18 +195,22 @@ class MultimodalDataset:
         idx_cpu = idx.cpu()
         out: dict[str, Any] = {}
         for k, v in self.modalities_data.items():
-            out[k] = _index_list(v, idx_cpu) if isinstance(v, list) else v.index_select(0, idx_dev.to(v.device))
+            out[k] = (_index_list(v, idx_cpu) if isinstance(v, list)
+                      else v.index_select(0, idx_dev.to(v.device)))
         if self.label is not None:
             out["label"] = self.label.index_select(0, idx_dev.to(self.label.device))
-        out["factors"] = {k: v.index_select(0, idx_dev.to(v.device)) for k, v in self.factors.items()}
+        out["factors"] = {k: v.index_select(0, idx_dev.to(v.device))
+                          for k, v in self.factors.items()}
         if self.present:
-            out["present"] = {k: v.index_select(0, idx_dev.to(v.device)) for k, v in self.present.items()}
+            out["present"] = {k: v.index_select(0, idx_dev.to(v.device))
+                              for k, v in self.present.items()}
         for k, v in self.extras.items():
             out[k] = v.index_select(0, idx_dev.to(v.device))
         out["index"] = idx_dev
         return out
 
-    def batches(self, batch_size: int, shuffle: bool = True, generator: torch.Generator | None = None,
+    def batches(self, batch_size: int, shuffle: bool = True,
+                generator: torch.Generator | None = None,
                 drop_last: bool = False) -> Iterator[dict[str, Any]]:
         """Iterate over the dataset in batches (one pass).
 
@@ -215,7 +234,8 @@ class MultimodalDataset:
         """A new dataset holding only the rows `idx` (per-sample meta is sliced too: tensors and
         lists in `meta["extras"]` / `meta["sample"]`, and `meta["ids"]`)."""
         idx = _as_index("idx", idx, self._n)
-        return self._map(lambda v: v.index_select(0, idx.to(v.device)), lambda v: _index_list(v, idx.cpu()))
+        return self._map(lambda v: v.index_select(0, idx.to(v.device)),
+                         lambda v: _index_list(v, idx.cpu()))
 
     def to(self, device: torch.device | str) -> MultimodalDataset:
         """A copy with every tensor on `device` (text stays a list of str)."""
@@ -232,8 +252,10 @@ class MultimodalDataset:
                 return {k: apply(x, per_sample) for k, x in v.items()}
             return v
 
-        meta = {k: apply(v, k in PER_SAMPLE_META or k in PER_SAMPLE_LISTS) for k, v in self.meta.items()}
-        mods = {k: fn_list(v) if isinstance(v, list) else fn(v) for k, v in self.modalities_data.items()}
+        meta = {k: apply(v, k in PER_SAMPLE_META or k in PER_SAMPLE_LISTS)
+                for k, v in self.meta.items()}
+        mods = {k: fn_list(v) if isinstance(v, list) else fn(v)
+                for k, v in self.modalities_data.items()}
         return MultimodalDataset(mods, label=None if self.label is None else fn(self.label),
                                  factors={k: fn(v) for k, v in self.factors.items()},
                                  present={k: fn(v) for k, v in self.present.items()},

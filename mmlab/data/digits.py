@@ -46,7 +46,8 @@ TEXT_TEMPLATES: tuple[str, ...] = ("{word}", "{digit}", "the digit {word}", "num
 def _read_bundled_digits() -> tuple[np.ndarray, np.ndarray]:
     # Read scikit-learn's bundled digits.csv.gz directly: importing sklearn takes seconds.
     spec = importlib.util.find_spec("sklearn")
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    path = (Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+            if spec else None)
     if path is None or not path.is_file():
         from sklearn.datasets import load_digits
 
@@ -61,7 +62,8 @@ def digit_images() -> tuple[Tensor, Tensor]:
     """All 1797 images as float32 (1797, 3, 32, 32) in [0, 1] and their int64 labels (1797,)."""
     pixels, target = _read_bundled_digits()
     x = torch.from_numpy(pixels.reshape(-1, 1, 8, 8)).float() / 16.0  # (N, 1, 8, 8)
-    x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)  # (N, 1, 32, 32)
+    x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear",
+                      align_corners=False)  # (N, 1, 32, 32)
     x = x.clamp(0.0, 1.0).expand(-1, 3, -1, -1).contiguous()  # (N, 3, 32, 32)
     return x, torch.from_numpy(target).long()
 
@@ -80,8 +82,8 @@ def split_indices(labels: np.ndarray, split: str) -> np.ndarray:
 
 
 @register("digits")
-def load_digits_dataset(split: str = "train", n: int | None = None, seed: int = 0, audio: bool = True,
-                        root: str | Path | None = None, speech: str = "real",
+def load_digits_dataset(split: str = "train", n: int | None = None, seed: int = 0,
+                        audio: bool = True, root: str | Path | None = None, speech: str = "real",
                         split_by: str = "speaker") -> MultimodalDataset:
     """Digits: image (N, 3, 32, 32), text, audio (N, 16000) at 16 kHz; label = the digit.
 
@@ -94,7 +96,8 @@ def load_digits_dataset(split: str = "train", n: int | None = None, seed: int = 
         audio: include the spoken digit (False gives a faster image+text dataset; the pairing,
             `speaker` factor and sources are the same as with audio).
         root: data directory holding the speech files (default `mmlab.data.data_root()`).
-        speech: "real" (default: FSDD recordings of human speakers) or "synthetic" (espeak-ng clips).
+        speech: "real" (default: FSDD recordings of human speakers) or "synthetic" (espeak-ng
+            clips).
         split_by: with real speech, "speaker" (val/test speakers unseen in training, whose
             train uses takes 5-49 only) or "take" (FSDD's split: takes 0-4 test, 5-9 val, 10-49
             train; its test is unheard by a model trained on the speaker split).
@@ -126,24 +129,28 @@ def load_digits_dataset(split: str = "train", n: int | None = None, seed: int = 
     voices = split_voices(split)
     voice = np.array([VOICES.index(v) for v in voices])[rng.integers(0, len(voices), size=N)]
     modalities: dict = {"image": images[torch.from_numpy(idx)].clone()}
-    sample = {"image_id": torch.from_numpy(idx).long(), "template": torch.from_numpy(template).long(),
+    sample = {"image_id": torch.from_numpy(idx).long(),
+              "template": torch.from_numpy(template).long(),
               "word": torch.tensor([WORD_ID[DIGIT_WORDS[c]] for c in lab], dtype=torch.int64)}
     factors = {"digit": label.clone(), "voice": torch.from_numpy(voice).long()}
     meta = {"name": "digits", "split": split, "seed": seed, "speech": speech,
             "voices": [v.voice_id for v in VOICES], "split_voices": [v.voice_id for v in voices],
-            "vocabulary": list(VOCABULARY), "templates": list(TEXT_TEMPLATES), "sample_rate": SAMPLE_RATE,
-            "sample": sample}
+            "vocabulary": list(VOCABULARY), "templates": list(TEXT_TEMPLATES),
+            "sample_rate": SAMPLE_RATE, "sample": sample}
     if speech == "real":  # the pairing needs only the manifest; audio=False skips decoding
         rec = load_recordings(root)
         pool = rec.in_split(split, split_by)  # (R,) this split's recordings only
         pairing = np.random.default_rng([seed, SPLITS.index(split), 0xF5])  # its own stream
-        pick = torch.from_numpy(pair_within_class(lab, pool, rec.digit[pool], pairing))  # (N,) rows of `rec`
+        # (N,) rows of `rec`
+        pick = torch.from_numpy(pair_within_class(lab, pool, rec.digit[pool], pairing))
         if audio:
             modalities["audio"] = rec.audio(pick)  # (N, 16000)
         sample["recording"] = pick
         factors = {"digit": label.clone(), "speaker": rec.speaker[pick].clone()}
-        meta.update(speakers=list(SPEAKERS), split_by=split_by, sources=[rec.names[i] for i in pick],
-                    split_speakers=list(SPEAKER_SPLITS[split]) if split_by == "speaker" else list(SPEAKERS))
+        meta.update(speakers=list(SPEAKERS), split_by=split_by,
+                    sources=[rec.names[i] for i in pick],
+                    split_speakers=(list(SPEAKER_SPLITS[split]) if split_by == "speaker"
+                                    else list(SPEAKERS)))
         for key in ("voices", "split_voices"):
             meta.pop(key)
     elif audio:
@@ -153,4 +160,5 @@ def load_digits_dataset(split: str = "train", n: int | None = None, seed: int = 
         modalities["audio"] = wave
         sample.update(info)
     modalities["text"] = text
-    return MultimodalDataset(modalities, label=label.clone(), factors=factors, classes=list(DIGIT_WORDS), meta=meta)
+    return MultimodalDataset(modalities, label=label.clone(), factors=factors,
+                             classes=list(DIGIT_WORDS), meta=meta)

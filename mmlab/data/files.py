@@ -17,7 +17,8 @@ from typing import Any
 import mmlab
 
 DATA_ENV = "MMLAB_DATA"
-DATA_ROOT: Path = Path(os.environ.get(DATA_ENV) or Path(mmlab.__file__).resolve().parents[1] / "data")
+DATA_ROOT: Path = Path(os.environ.get(DATA_ENV)
+                       or Path(mmlab.__file__).resolve().parents[1] / "data")
 MANIFEST_NAME = "manifest.json"
 REBUILD_COMMAND = "python data/build_speech.py"
 
@@ -65,7 +66,8 @@ def read_manifest(root: Path | None = None, rebuild: str = REBUILD_COMMAND) -> d
     root = Path(root) if root is not None else data_root()
     path = root / MANIFEST_NAME
     if not path.is_file():
-        raise DataFileError(f"Data file missing: {path} (the checksum manifest). {_fix_hint(root, rebuild)}")
+        raise DataFileError(f"Data file missing: {path} (the checksum manifest). "
+                            f"{_fix_hint(root, rebuild)}")
     st = path.stat()
     try:
         return _manifest(str(path.resolve()), st.st_mtime_ns, st.st_size)
@@ -95,7 +97,8 @@ def verified_path(relpath: str, root: Path | None = None, rebuild: str = REBUILD
     files = read_manifest(root, rebuild).get("files", {})
     hint = _fix_hint(root, rebuild)
     if relpath not in files:
-        raise DataFileError(f"Data file {relpath!r} is not listed in {root / MANIFEST_NAME}. {hint}")
+        raise DataFileError(f"Data file {relpath!r} is not listed in {root / MANIFEST_NAME}. "
+                            f"{hint}")
     expected = files[relpath]["sha256"]
     path = root / relpath
     if not path.is_file():
@@ -103,6 +106,6 @@ def verified_path(relpath: str, root: Path | None = None, rebuild: str = REBUILD
     st = path.stat()
     got = _verify(str(path.resolve()), st.st_mtime_ns, st.st_size, expected)
     if got != expected:
-        raise DataFileError(f"Data file corrupt: {path}: checksum mismatch, expected sha256 {expected}, "
-                            f"got {got}. {hint}")
+        raise DataFileError(f"Data file corrupt: {path}: checksum mismatch, "
+                            f"expected sha256 {expected}, got {got}. {hint}")
     return path

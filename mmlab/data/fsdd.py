@@ -51,12 +51,14 @@ REBUILD = "python data/build_fsdd.py [path to FSDD]"
 
 
 def upsample(x: np.ndarray) -> np.ndarray:
-    """8 kHz → 16 kHz along the last axis: `resample_poly(x, 2, 1)` (polyphase, anti-imaging FIR)."""
+    """8 kHz → 16 kHz along the last axis: `resample_poly(x, 2, 1)` (polyphase,
+    anti-imaging FIR)."""
     return resample_poly(x, TARGET_RATE // SOURCE_RATE, 1, axis=-1).astype(np.float32, copy=False)
 
 
 def fit_length(waves: list[np.ndarray], length: int) -> np.ndarray:
-    """1-D waves of any lengths → (N, length): left-aligned and zero-padded; long ones keep their middle."""
+    """1-D waves of any lengths → (N, length): left-aligned and zero-padded; long ones keep
+    their middle."""
     out = np.zeros((len(waves), length), np.float32)  # (N, length)
     for i, x in enumerate(waves):  # one slice copy per wave, microseconds each
         start = max((len(x) - length) // 2, 0)  # 0 unless the wave is too long
@@ -66,7 +68,8 @@ def fit_length(waves: list[np.ndarray], length: int) -> np.ndarray:
 
 
 class Recordings:
-    """The FSDD index: `digit`, `speaker`, `take` (3000,) and `names`; `audio(rows)` decodes on demand.
+    """The FSDD index: `digit`, `speaker`, `take` (3000,) and `names`; `audio(rows)` decodes
+    on demand.
 
     Only the recordings a dataset pairs are read, verified and resampled (a `digits` train split
     needs about a third of them), and each file is decoded once per process.
@@ -77,7 +80,8 @@ class Recordings:
         self.speakers = speakers  # FSDD's metadata: gender, accent, language per speaker
         parts = [n[:-len(".flac")].split("_") for n in names]
         self.digit = torch.tensor([int(p[0]) for p in parts])  # (R,)
-        self.speaker = torch.tensor([SPEAKERS.index(p[1]) for p in parts])  # (R,) index into SPEAKERS
+        # (R,) index into SPEAKERS
+        self.speaker = torch.tensor([SPEAKERS.index(p[1]) for p in parts])
         self.take = torch.tensor([int(p[2]) for p in parts])  # (R,)
         self._waves: dict[int, np.ndarray] = {}  # row → its 8 kHz samples, as read
 
@@ -93,9 +97,9 @@ class Recordings:
         rows = [int(r) for r in torch.as_tensor(rows).flatten().tolist()]
         bad = [r for r in rows if not 0 <= r < len(self.names)]
         if bad:
-            raise ValueError(f"`rows` must index the {len(self.names)} recordings (0 to {len(self.names) - 1}); "
-                             f"got {bad[:5]}. Take rows from `in_split(...)` or a dataset's "
-                             f"`meta['sample']['recording']`.")
+            raise ValueError(f"`rows` must index the {len(self.names)} recordings "
+                             f"(0 to {len(self.names) - 1}); got {bad[:5]}. Take rows from "
+                             f"`in_split(...)` or a dataset's `meta['sample']['recording']`.")
         for r in set(rows) - self._waves.keys():  # file I/O is per file; the resampling is batched
             path = verified_path(self.names[r], self.root, REBUILD)
             x, rate = sf.read(path, dtype="float32")
@@ -122,7 +126,8 @@ class Recordings:
 
 
 def seen_speakers(speaker: Tensor) -> Tensor:
-    """Bool mask (N,): which `speaker` ids (a dataset's `factors["speaker"]`) the speaker split trains on."""
+    """Bool mask (N,): which `speaker` ids (a dataset's `factors["speaker"]`) the speaker split
+    trains on."""
     return torch.isin(speaker, torch.tensor([SPEAKERS.index(s) for s in SPEAKER_SPLITS["train"]]))
 
 
@@ -149,7 +154,8 @@ def load_recordings(root: str | Path | None = None) -> Recordings:
 
 def pair_within_class(labels: np.ndarray, pool: Tensor, pool_digit: Tensor,
                       rng: np.random.Generator) -> np.ndarray:
-    """For each label, a recording of `pool` with the same digit; distinct while the class has enough.
+    """For each label, a recording of `pool` with the same digit; distinct while the class has
+    enough.
 
     Each class's recordings are shuffled by `rng` and dealt in turn to that class's samples (a
     recording repeats only when a class has more samples than recordings).

@@ -51,12 +51,15 @@ def load(name: str, split: str = "train", **options) -> MultimodalDataset:
         raise ValueError(f"Unknown dataset {name!r}; available datasets: {', '.join(available())}. "
                          "Use mmlab.data.from_folder(...) for your own files.")
     if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r} for dataset {name!r}; valid splits: {', '.join(SPLITS)}.")
+        raise ValueError(f"Unknown split {split!r} for dataset {name!r}; "
+                         f"valid splits: {', '.join(SPLITS)}.")
     factory = _REGISTRY[name]
     params = inspect.signature(factory).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    valid = [p for p in params if p != "split" and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    valid = [p for p in params
+             if p != "split" and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
     unknown = [k for k in options if k not in valid]
     if unknown and not accepts_any:
-        raise ValueError(f"Unknown option(s) {unknown} for dataset {name!r}; valid options: {', '.join(valid)}.")
+        raise ValueError(f"Unknown option(s) {unknown} for dataset {name!r}; "
+                         f"valid options: {', '.join(valid)}.")
     return factory(split, **options)

@@ -109,7 +109,8 @@ def load_clips(root: str | Path | None = None) -> dict[tuple[str, str], np.ndarr
 
 
 def compose_phrases(phrases: list[list[np.ndarray]], length: int, rng: np.random.Generator, *,
-                    speed: tuple[float, float] = (0.9, 1.1), gap_s: tuple[float, float] = (0.01, 0.05),
+                    speed: tuple[float, float] = (0.9, 1.1),
+                    gap_s: tuple[float, float] = (0.01, 0.05),
                     snr_db: tuple[float, float] = (10.0, 30.0),
                     rate: int = SAMPLE_RATE) -> tuple[Tensor, dict[str, Tensor]]:
     """Join, resample, place and add noise to a batch of phrases (see the module docstring).
@@ -122,7 +123,8 @@ def compose_phrases(phrases: list[list[np.ndarray]], length: int, rng: np.random
         rate: sample rate in Hz.
     Returns:
         `(audio, info)`: float32 `(B, T)` in [-1, 1], and per-sample float32 `(B,)` tensors
-        `speed` (the factor f used), `snr_db`, `offset_s` and `duration_s` (phrase length after resampling).
+        `speed` (the factor f used), `snr_db`, `offset_s` and `duration_s` (phrase length after
+        resampling).
     """
     B = len(phrases)
     audio = np.zeros((B, length), np.float32)  # (B, T)
@@ -137,10 +139,12 @@ def compose_phrases(phrases: list[list[np.ndarray]], length: int, rng: np.random
                 parts.append(np.zeros(int(rng.uniform(*gap_s) * rate), np.float32))
             parts.append(w)
         x = np.concatenate(parts)  # (L,)
-        f[b] = max(rng.uniform(*speed), len(x) / (0.98 * length))  # speed up phrases that would not fit
+        # speed up phrases that would not fit
+        f[b] = max(rng.uniform(*speed), len(x) / (0.98 * length))
         out_len[b] = int((len(x) - 1) / f[b]) + 1
         offset[b] = int(rng.uniform(0, 1) * (length - out_len[b] + 1))
-        y = np.interp(np.arange(out_len[b]) * f[b], np.arange(len(x)), x)  # (L / f,) linear resampling
+        # (L / f,) linear resampling
+        y = np.interp(np.arange(out_len[b]) * f[b], np.arange(len(x)), x)
         audio[b, offset[b]:offset[b] + out_len[b]] = y
         power[b] = np.mean(y * y)
     snr = rng.uniform(*snr_db, size=B)  # (B,)

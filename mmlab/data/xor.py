@@ -7,9 +7,10 @@ independent of b whatever p is). The pair (a, c) is *not* independent when p < 1
 with probability 1 − p; all three pairs are independent only at p = 1. Yet at p = 1 the triple
 is fully dependent, I(b; (a, c)) = bits · ln 2 nats, because b = a ⊕ c. So a pairwise
 contrastive objective (CLIP) can learn a–c for p < 1 but gets no signal about b from either
-other modality; a higher-order one (Symile) can predict b from (a, c). `xor_joint` enumerates the exact joint distribution and `mutual_information`
-computes MI from it, in nats, for tests and notebooks. `bayes_accuracy` is the best accuracy
-any predictor of b from (a, c) can reach, 2^-bits + (1 − 2^-bits)·p.
+other modality; a higher-order one (Symile) can predict b from (a, c). `xor_joint` enumerates
+the exact joint distribution and `mutual_information` computes MI from it, in nats, for tests
+and notebooks. `bayes_accuracy` is the best accuracy any predictor of b from (a, c) can reach,
+2^-bits + (1 − 2^-bits)·p.
 """
 
 from __future__ import annotations
@@ -136,5 +137,5 @@ def load_xor(split: str = "train", bits: int = 3, p: float = 1.0, n: int | None 
     label = bits_to_int(bt)
     classes = [format(v, f"0{bits}b") for v in range(2 ** bits)]
     meta = {"name": "xor", "split": split, "seed": seed, "bits": bits, "p": p}
-    return MultimodalDataset({"a": at, "b": bt, "c": ct}, label=label, factors={"i": torch.from_numpy(i)},
-                             classes=classes, meta=meta)
+    return MultimodalDataset({"a": at, "b": bt, "c": ct}, label=label,
+                             factors={"i": torch.from_numpy(i)}, classes=classes, meta=meta)

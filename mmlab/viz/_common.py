@@ -15,7 +15,8 @@ from mmlab._norm import l2_normalize
 
 PALETTE = px.colors.qualitative.Plotly + px.colors.qualitative.Dark24
 SYMBOLS = ("circle", "square", "diamond", "cross", "x", "triangle-up", "star", "hexagon")
-SYMBOLS_3D = ("circle", "square", "diamond", "cross", "x", "circle-open", "square-open", "diamond-open")
+SYMBOLS_3D = ("circle", "square", "diamond", "cross", "x", "circle-open", "square-open",
+              "diamond-open")
 AXIS_NAMES = {"pca": "PC", "umap": "UMAP", "tsne": "t-SNE"}
 WEBGL_THRESHOLD = 2000  # above this many points use Scattergl (WebGL) instead of SVG
 
@@ -29,8 +30,10 @@ def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def check_embedding_dict(name: str, embeddings: Any, *, same_rows: bool = True) -> dict[str, Tensor]:
-    """A non-empty dict modality → (B, D) float tensor without NaN/Inf, all with the same D (and B if asked)."""
+def check_embedding_dict(name: str, embeddings: Any, *,
+                         same_rows: bool = True) -> dict[str, Tensor]:
+    """A non-empty dict modality → (B, D) float tensor without NaN/Inf, all with the same D
+    (and B if asked)."""
     check_modalities(name, embeddings)
     if len(embeddings) == 0:
         raise ValueError(f"`{name}` is empty; pass e.g. {{'image': img_emb, 'text': txt_emb}}.")
@@ -41,8 +44,9 @@ def check_embedding_dict(name: str, embeddings: Any, *, same_rows: bool = True) 
         out[m] = check_finite(f"{name}[{m!r}]", check_embeddings(f"{name}[{m!r}]", x).detach())
     widths = {m: x.shape[1] for m, x in out.items()}
     if len(set(widths.values())) > 1:
-        raise ValueError(f"`{name}` embeddings must share the width D to be projected jointly; got {widths}. "
-                         "Pass the projected (head) embeddings, not the raw encoder features.")
+        raise ValueError(f"`{name}` embeddings must share the width D to be projected jointly; "
+                         f"got {widths}. Pass the projected (head) embeddings, "
+                         "not the raw encoder features.")
     rows = {m: x.shape[0] for m, x in out.items()}
     if same_rows and len(set(rows.values())) > 1:
         raise ValueError(f"`{name}` embeddings must have the same number of rows B (row i of every "
@@ -56,14 +60,16 @@ def check_labels(labels: Any, n: int, name: str = "labels") -> list | None:
         return None
     if isinstance(labels, Tensor):
         if labels.ndim != 1:
-            raise ValueError(f"`{name}` must be 1-D of shape (B,), got shape {tuple(labels.shape)}.")
+            raise ValueError(f"`{name}` must be 1-D of shape (B,), "
+                             f"got shape {tuple(labels.shape)}.")
         labels = labels.tolist()
     elif isinstance(labels, np.ndarray):
         labels = labels.reshape(-1).tolist() if labels.ndim == 1 else None
         if labels is None:
             raise ValueError(f"`{name}` must be 1-D of shape (B,).")
     elif not isinstance(labels, Sequence) or isinstance(labels, str):
-        raise TypeError(f"`{name}` must be a tensor, array or list of length B, got {type(labels).__name__}.")
+        raise TypeError(f"`{name}` must be a tensor, array or list of length B, "
+                        f"got {type(labels).__name__}.")
     labels = list(labels)
     if len(labels) != n:
         raise ValueError(f"`{name}` has {len(labels)} entries but there are B = {n} rows.")
@@ -77,11 +83,13 @@ def check_hover(hover: Any, modalities: Sequence[str], n: int) -> dict[str, list
     if isinstance(hover, Sequence) and not isinstance(hover, str):
         hover = {m: hover for m in modalities}
     if not isinstance(hover, Mapping):
-        raise TypeError(f"`hover` must be a dict modality → list[str] or a list[str], got {type(hover).__name__}.")
+        raise TypeError(f"`hover` must be a dict modality → list[str] or a list[str], "
+                        f"got {type(hover).__name__}.")
     out = {}
     for m, texts in hover.items():
         if m not in modalities:
-            raise ValueError(f"`hover` has modality {m!r}, which is not in the embeddings {list(modalities)}.")
+            raise ValueError(f"`hover` has modality {m!r}, which is not in the embeddings "
+                             f"{list(modalities)}.")
         if isinstance(texts, str) or len(texts) != n:
             raise ValueError(f"`hover[{m!r}]` must be a list of {n} strings.")
         out[m] = [str(t) for t in texts]

@@ -24,7 +24,8 @@ def has_figure_widget() -> bool:
 
 
 class LiveFigure:
-    """A figure (`.fig`) plus the widget that shows it (`.widget`); call `refresh()` after changes."""
+    """A figure (`.fig`) plus the widget that shows it (`.widget`); call `refresh()` after
+    changes."""
 
     def __init__(self, fig: go.Figure) -> None:
         if has_figure_widget():

@@ -23,12 +23,15 @@ Drawing = go.Figure | tuple[go.Figure, str]
 def _split(out: Any) -> tuple[go.Figure, str | None]:
     if isinstance(out, go.Figure):
         return out, None
-    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], go.Figure) and isinstance(out[1], str):
+    if (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], go.Figure)
+            and isinstance(out[1], str)):
         return out
-    raise TypeError(f"`draw` must return a plotly Figure or a (Figure, html str) pair, got {type(out).__name__}.")
+    raise TypeError(f"`draw` must return a plotly Figure or a (Figure, html str) pair, "
+                    f"got {type(out).__name__}.")
 
 
-def figure_browser(draw: Callable[..., Drawing], controls: Mapping[str, widgets.ValueWidget]) -> widgets.VBox:
+def figure_browser(draw: Callable[..., Drawing],
+                   controls: Mapping[str, widgets.ValueWidget]) -> widgets.VBox:
     """Controls on top, then the figure `draw(**values)`, redrawn in place when a control changes.
 
     Args:
@@ -46,8 +49,8 @@ def figure_browser(draw: Callable[..., Drawing], controls: Mapping[str, widgets.
                          "{'i': widgets.IntSlider(0, 0, 9)}.")
     for name, w in controls.items():
         if not isinstance(w, widgets.ValueWidget):
-            raise TypeError(f"`controls[{name!r}]` must be an ipywidgets value widget (IntSlider, Dropdown, ...), "
-                            f"got {type(w).__name__}.")
+            raise TypeError(f"`controls[{name!r}]` must be an ipywidgets value widget "
+                            f"(IntSlider, Dropdown, ...), got {type(w).__name__}.")
 
     def values() -> dict[str, Any]:
         return {name: w.value for name, w in controls.items()}

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from mmlab._checks import check_choice, check_int
-from mmlab.viz._common import (SYMBOLS, SYMBOLS_3D, WEBGL_THRESHOLD, axis_title, check_embedding_dict,
-                               check_hover, check_labels, color)
+from mmlab.viz._common import (SYMBOLS, SYMBOLS_3D, WEBGL_THRESHOLD, axis_title,
+                               check_embedding_dict, check_hover, check_labels, color)
 from mmlab.viz.reduce import DIMS, METHODS, reduce
 
 COLOR_BY = ("modality", "label")
@@ -28,7 +28,8 @@ PAIR_COLOR = "rgba(120, 120, 120, 0.35)"
 
 
 def _segments(coords: dict[str, np.ndarray]) -> list[list[float | None]]:
-    """Per axis, the x (y, z) lists of one trace drawing a segment for every pair of every modality pair."""
+    """Per axis, the x (y, z) lists of one trace drawing a segment for every pair of every
+    modality pair."""
     dim = next(iter(coords.values())).shape[1]
     axes: list[list[float | None]] = [[] for _ in range(dim)]
     for m1, m2 in combinations(coords, 2):
@@ -64,7 +65,8 @@ def _hover_texts(m: str, n: int, labels: list | None, hover: dict[str, list[str]
 
 def _layout(fig: go.Figure, method: str, dim: int, title: str) -> None:
     if dim == 3:
-        fig.update_layout(scene=dict(xaxis_title=axis_title(method, 1), yaxis_title=axis_title(method, 2),
+        fig.update_layout(scene=dict(xaxis_title=axis_title(method, 1),
+                                     yaxis_title=axis_title(method, 2),
                                      zaxis_title=axis_title(method, 3)))
     else:
         fig.update_xaxes(title_text=axis_title(method, 1))
@@ -72,9 +74,9 @@ def _layout(fig: go.Figure, method: str, dim: int, title: str) -> None:
     fig.update_layout(title=title, legend_title_text="", hovermode="closest")
 
 
-def plot_embeddings(embeddings: Mapping[str, Tensor], labels: Any = None, method: str = "pca", dim: int = 2,
-                    pair_lines: bool = True, hover: Any = None, color_by: str = "modality",
-                    title: str | None = None) -> go.Figure:
+def plot_embeddings(embeddings: Mapping[str, Tensor], labels: Any = None, method: str = "pca",
+                    dim: int = 2, pair_lines: bool = True, hover: Any = None,
+                    color_by: str = "modality", title: str | None = None) -> go.Figure:
     """Scatter plot of the embeddings of every modality in one jointly fitted 2-D or 3-D projection.
 
     Args:
@@ -84,7 +86,8 @@ def plot_embeddings(embeddings: Mapping[str, Tensor], labels: Any = None, method
         dim: 2 or 3.
         pair_lines: draw a segment between the points of each pair, for every pair of modalities,
             as a single trace named "pairs" (segments separated by None).
-        hover: extra hover text, a dict modality → list[str] of length B (e.g. captions), or one list.
+        hover: extra hover text, a dict modality → list[str] of length B (e.g. captions), or
+            one list.
         color_by: "modality" (one trace per modality) or "label" (one trace per class; the
             modality is the marker symbol).
         title: figure title (a default names the method).
@@ -116,7 +119,8 @@ def plot_embeddings(embeddings: Mapping[str, Tensor], labels: Any = None, method
         for k, m in enumerate(mods):
             fig.add_trace(_scatter(dim, total, mode="markers", name=m, **_xyz(coords[m]),
                                    text=_hover_texts(m, n, labels, hover), hoverinfo="text",
-                                   marker=dict(color=color(k), size=size, symbol=symbols[k % len(symbols)])))
+                                   marker=dict(color=color(k), size=size,
+                                               symbol=symbols[k % len(symbols)])))
     else:
         classes = list(dict.fromkeys(labels))
         lab = np.array([classes.index(c) for c in labels])  # (B,) position of each class
@@ -126,17 +130,21 @@ def plot_embeddings(embeddings: Mapping[str, Tensor], labels: Any = None, method
             pts = np.concatenate([coords[m][rows] for m in mods])  # (M·B_c, dim)
             sym = [symbols[k % len(symbols)] for k, _ in enumerate(mods) for _ in rows]
             txt = [texts[m][i] for m in mods for i in rows]
-            fig.add_trace(_scatter(dim, total, mode="markers", name=f"class {c}", **_xyz(pts), text=txt,
-                                   hoverinfo="text", marker=dict(color=color(c_i), size=size, symbol=sym)))
+            fig.add_trace(_scatter(dim, total, mode="markers", name=f"class {c}", **_xyz(pts),
+                                   text=txt, hoverinfo="text",
+                                   marker=dict(color=color(c_i), size=size, symbol=sym)))
     if title is None:
-        title = f"Embeddings of {', '.join(mods)} ({method.upper() if method != 'tsne' else 't-SNE'}, joint fit)"
+        title = (f"Embeddings of {', '.join(mods)} "
+                 f"({method.upper() if method != 'tsne' else 't-SNE'}, joint fit)")
     _layout(fig, method, dim, title)
     return fig
 
 
-def trajectory_figure(snapshots: Sequence[Mapping[str, Tensor]], steps: Sequence[int], labels: Any = None,
-                      method: str = "pca", pair_lines: bool = False, title: str | None = None) -> go.Figure:
-    """Animate embeddings saved during training: one frame per snapshot, with a slider and a play button.
+def trajectory_figure(snapshots: Sequence[Mapping[str, Tensor]], steps: Sequence[int],
+                      labels: Any = None, method: str = "pca", pair_lines: bool = False,
+                      title: str | None = None) -> go.Figure:
+    """Animate embeddings saved during training: one frame per snapshot, with a slider and a
+    play button.
 
     One projection is fitted on all snapshots and modalities jointly, so every frame shares the
     same axes and the motion is the model's, not the projection's.
@@ -165,14 +173,16 @@ def trajectory_figure(snapshots: Sequence[Mapping[str, Tensor]], steps: Sequence
     for t, s in enumerate(snaps):
         if list(s) != mods or any(tuple(x.shape) != shape for x in s.values()):
             raise ValueError(f"`snapshots[{t}]` has modalities/shapes "
-                             f"{ {m: tuple(x.shape) for m, x in s.items()} }; every snapshot must match "
-                             f"snapshots[0] ({ {m: shape for m in mods} }).")
+                             f"{ {m: tuple(x.shape) for m, x in s.items()} }; "
+                             f"every snapshot must match snapshots[0] "
+                             f"({ {m: shape for m in mods} }).")
     n = shape[0]
     labels = check_labels(labels, n)
     all_x = torch.cat([s[m] for s in snaps for m in mods])  # (T·M·B, D)
     xy = reduce(all_x, method, 2)  # (T·M·B, 2), one joint fit for every frame
     per = n * len(mods)
-    coords = [{m: xy[t * per + k * n: t * per + (k + 1) * n] for k, m in enumerate(mods)} for t in range(len(snaps))]
+    coords = [{m: xy[t * per + k * n: t * per + (k + 1) * n] for k, m in enumerate(mods)}
+              for t in range(len(snaps))]
 
     def traces(c: dict[str, np.ndarray]) -> list[go.Scatter]:
         out = []
@@ -183,7 +193,8 @@ def trajectory_figure(snapshots: Sequence[Mapping[str, Tensor]], steps: Sequence
         for k, m in enumerate(mods):
             out.append(go.Scatter(x=c[m][:, 0], y=c[m][:, 1], mode="markers", name=m,
                                   text=_hover_texts(m, n, labels, {}), hoverinfo="text",
-                                  marker=dict(color=color(k), size=7, symbol=SYMBOLS[k % len(SYMBOLS)])))
+                                  marker=dict(color=color(k), size=7,
+                                              symbol=SYMBOLS[k % len(SYMBOLS)])))
         return out
 
     names = [f"step {s}" for s in steps]
@@ -191,16 +202,22 @@ def trajectory_figure(snapshots: Sequence[Mapping[str, Tensor]], steps: Sequence
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     pad = 0.05 * np.maximum(hi - lo, 1e-9)
     fig = go.Figure(data=traces(coords[0]), frames=frames)
-    anim = dict(frame=dict(duration=500, redraw=False), transition=dict(duration=300), mode="immediate")
+    anim = dict(frame=dict(duration=500, redraw=False), transition=dict(duration=300),
+                mode="immediate")
     fig.update_layout(
-        title=title or f"Embeddings during training ({method.upper() if method != 'tsne' else 't-SNE'}, shared axes)",
+        title=title or (f"Embeddings during training "
+                        f"({method.upper() if method != 'tsne' else 't-SNE'}, shared axes)"),
         xaxis=dict(title=axis_title(method, 1), range=[lo[0] - pad[0], hi[0] + pad[0]]),
         yaxis=dict(title=axis_title(method, 2), range=[lo[1] - pad[1], hi[1] + pad[1]]),
-        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.12, xanchor="left", direction="left",
-                          buttons=[dict(label="▶ play", method="animate", args=[None, {**anim, "fromcurrent": True}]),
+        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.12, xanchor="left",
+                          direction="left",
+                          buttons=[dict(label="▶ play", method="animate",
+                                        args=[None, {**anim, "fromcurrent": True}]),
                                    dict(label="❚❚ pause", method="animate",
-                                        args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")])])],
+                                        args=[[None], dict(frame=dict(duration=0, redraw=False),
+                                                           mode="immediate")])])],
         sliders=[dict(active=0, x=0.15, len=0.85, y=-0.08, currentvalue=dict(prefix="training "),
-                      steps=[dict(label=str(s), method="animate", args=[[nm], anim]) for s, nm in zip(steps, names)])],
+                      steps=[dict(label=str(s), method="animate", args=[[nm], anim])
+                             for s, nm in zip(steps, names)])],
     )
     return fig

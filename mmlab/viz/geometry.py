@@ -30,11 +30,13 @@ HIT_COLOR, MISS_COLOR = "#2ca02c", "#d62728"
 def _check_names(names: Any) -> tuple[str, str]:
     if (not isinstance(names, Sequence) or isinstance(names, str) or len(names) != 2
             or not all(isinstance(n, str) for n in names)):
-        raise ValueError(f"`names` must be two modality names such as ('image', 'text'), got {names!r}.")
+        raise ValueError(f"`names` must be two modality names such as ('image', 'text'), "
+                         f"got {names!r}.")
     return names[0], names[1]
 
 
-def modality_gap_figure(a: Tensor, b: Tensor, names: Sequence[str] = ("image", "text")) -> go.Figure:
+def modality_gap_figure(a: Tensor, b: Tensor,
+                        names: Sequence[str] = ("image", "text")) -> go.Figure:
     """Two panels: the clouds with their centroids and gap vector Δ, and matched/unmatched cosines.
 
     Args:
@@ -47,7 +49,8 @@ def modality_gap_figure(a: Tensor, b: Tensor, names: Sequence[str] = ("image", "
     """
     na, nb = _check_names(names)
     check_paired(("a", "b"), (a, b))
-    a64 = normalize(a.detach().to("cpu", torch.float64))  # (B, D) unit rows, on the CPU for plotting
+    # (B, D) unit rows, on the CPU for plotting
+    a64 = normalize(a.detach().to("cpu", torch.float64))
     b64 = normalize(b.detach().to("cpu", torch.float64))  # (B, D)
     n = a64.shape[0]
     gap = float(modality_gap(a64, b64))
@@ -68,22 +71,26 @@ def modality_gap_figure(a: Tensor, b: Tensor, names: Sequence[str] = ("image", "
     for k, (nm, p) in enumerate(((na, pa), (nb, pb))):
         fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers", name=nm, opacity=0.7,
                                  marker=dict(color=color(k), size=6),
-                                 text=[f"{nm} #{i}" for i in range(n)], hoverinfo="text"), row=1, col=1)
+                                 text=[f"{nm} #{i}" for i in range(n)], hoverinfo="text"),
+                      row=1, col=1)
     fig.add_trace(go.Scatter(x=[ca[0], cb[0]], y=[ca[1], cb[1]], mode="markers", name="centroids",
                              marker=dict(color="black", size=14, symbol="x"),
-                             text=[f"centroid of {na}", f"centroid of {nb}"], hoverinfo="text"), row=1, col=1)
+                             text=[f"centroid of {na}", f"centroid of {nb}"], hoverinfo="text"),
+                  row=1, col=1)
     fig.add_trace(go.Scatter(x=[cb[0], ca[0]], y=[cb[1], ca[1]], mode="lines", name="gap Δ",
                              line=dict(color="black", width=2),
-                             hovertext=f"Δ = mean {na} − mean {nb}, ‖Δ‖ = {gap:.3f} (D = {delta.numel()})",
+                             hovertext=f"Δ = mean {na} − mean {nb}, ‖Δ‖ = {gap:.3f} "
+                                       f"(D = {delta.numel()})",
                              hoverinfo="text"), row=1, col=1)
-    fig.add_annotation(x=ca[0], y=ca[1], ax=cb[0], ay=cb[1], xref="x", yref="y", axref="x", ayref="y",
-                       showarrow=True, arrowhead=3, arrowsize=1.5, arrowwidth=2, arrowcolor="black", text="",
-                       row=1, col=1)
-    fig.add_trace(go.Histogram(x=matched, name="matched pairs", histnorm="probability density", opacity=0.6,
-                               marker_color=HIT_COLOR), row=1, col=2)
+    fig.add_annotation(x=ca[0], y=ca[1], ax=cb[0], ay=cb[1], xref="x", yref="y", axref="x",
+                       ayref="y", showarrow=True, arrowhead=3, arrowsize=1.5, arrowwidth=2,
+                       arrowcolor="black", text="", row=1, col=1)
+    fig.add_trace(go.Histogram(x=matched, name="matched pairs", histnorm="probability density",
+                               opacity=0.6, marker_color=HIT_COLOR), row=1, col=2)
     fig.add_trace(go.Histogram(x=unmatched, name="unmatched pairs", histnorm="probability density",
                                opacity=0.6, marker_color=MISS_COLOR), row=1, col=2)
-    fig.update_layout(title=f"Modality gap between {na} and {nb}: ‖Δ‖ = {gap:.3f}", barmode="overlay")
+    fig.update_layout(title=f"Modality gap between {na} and {nb}: ‖Δ‖ = {gap:.3f}",
+                      barmode="overlay")
     fig.update_xaxes(title_text=axis_title("pca", 1), row=1, col=1)
     fig.update_yaxes(title_text=axis_title("pca", 2), row=1, col=1)
     fig.update_xaxes(title_text="cosine similarity S_ij (unitless)", row=1, col=2)
@@ -105,19 +112,21 @@ def top1_hits(sim: Tensor, labels: list | None = None) -> tuple[Tensor, Tensor]:
     """
     check_tensor("sim", sim, ndim=2, what="of shape (B, B)")
     if sim.shape[0] != sim.shape[1]:
-        raise ValueError(f"`sim` must be square (B, B) (row i's match is column i), got shape {tuple(sim.shape)}.")
+        raise ValueError(f"`sim` must be square (B, B) (row i's match is column i), "
+                         f"got shape {tuple(sim.shape)}.")
     sim = check_finite("sim", sim.detach().cpu())
     labels = check_labels(labels, sim.shape[0])
     top1 = sim.argmax(dim=1)  # (B,)
     if labels is None:
         hit = top1 == torch.arange(sim.shape[0])  # (B,)
     else:
-        hit = torch.tensor([labels[int(j)] == labels[i] for i, j in enumerate(top1)], dtype=torch.bool)
+        hit = torch.tensor([labels[int(j)] == labels[i] for i, j in enumerate(top1)],
+                           dtype=torch.bool)
     return top1, hit
 
 
-def similarity_heatmap(a: Tensor, b: Tensor, names: Sequence[str] = ("image", "text"), labels: Any = None,
-                       max_items: int = 64) -> go.Figure:
+def similarity_heatmap(a: Tensor, b: Tensor, names: Sequence[str] = ("image", "text"),
+                       labels: Any = None, max_items: int = 64) -> go.Figure:
     """Heatmap of `S_ij = cos(a_i, b_j)` with every row's top-1 marked as a hit or a miss.
 
     Args:
@@ -137,17 +146,22 @@ def similarity_heatmap(a: Tensor, b: Tensor, names: Sequence[str] = ("image", "t
     n = min(a.shape[0], max_items)
     labels = check_labels(labels, a.shape[0])
     labels = None if labels is None else labels[:n]
-    sim = similarity(a.detach()[:n].to("cpu", torch.float64), b.detach()[:n].to("cpu", torch.float64))  # (n, n)
+    sim = similarity(a.detach()[:n].to("cpu", torch.float64),
+                     b.detach()[:n].to("cpu", torch.float64))  # (n, n)
     top1, hit = top1_hits(sim, labels)
     rows = torch.arange(n)
-    fig = go.Figure(go.Heatmap(z=sim.numpy(), name="cosine", colorscale="RdBu", zmid=0, zmin=-1, zmax=1,
-                               colorbar=dict(title="cos (unitless)"),
-                               hovertemplate=f"{na} %{{y}} · {nb} %{{x}}<br>cos = %{{z:.3f}}<extra></extra>"))
-    for name, mask, col, sym in (("top-1 hit", hit, HIT_COLOR, "circle-open"), ("top-1 miss", ~hit, MISS_COLOR, "x")):
-        fig.add_trace(go.Scatter(x=top1[mask].numpy(), y=rows[mask].numpy(), mode="markers", name=name,
-                                 marker=dict(color=col, size=9, symbol=sym, line=dict(width=2, color=col))))
+    fig = go.Figure(go.Heatmap(z=sim.numpy(), name="cosine", colorscale="RdBu", zmid=0, zmin=-1,
+                               zmax=1, colorbar=dict(title="cos (unitless)"),
+                               hovertemplate=f"{na} %{{y}} · {nb} %{{x}}<br>cos = %{{z:.3f}}"
+                                             "<extra></extra>"))
+    for name, mask, col, sym in (("top-1 hit", hit, HIT_COLOR, "circle-open"),
+                                 ("top-1 miss", ~hit, MISS_COLOR, "x")):
+        fig.add_trace(go.Scatter(x=top1[mask].numpy(), y=rows[mask].numpy(), mode="markers",
+                                 name=name, marker=dict(color=col, size=9, symbol=sym,
+                                                        line=dict(width=2, color=col))))
     crit = "same class" if labels is not None else "diagonal"
-    fig.update_layout(title=f"Cosine similarity {na} → {nb}: top-1 {int(hit.sum())}/{n} hits ({crit})",
+    fig.update_layout(title=f"Cosine similarity {na} → {nb}: "
+                            f"top-1 {int(hit.sum())}/{n} hits ({crit})",
                       xaxis_title=f"{nb} candidate (index)", yaxis_title=f"{na} query (index)",
                       yaxis_autorange="reversed", legend=dict(orientation="h", y=-0.15))
     return fig

@@ -48,9 +48,11 @@ def setup_notebook(html_export: bool | None = None) -> str:
         The renderer name now in `plotly.io.renderers.default`.
     """
     if html_export is None:
-        html_export = os.environ.get(HTML_EXPORT_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+        html_export = (os.environ.get(HTML_EXPORT_ENV, "").strip().lower()
+                       in {"1", "true", "yes", "on"})
     if not isinstance(html_export, bool):
-        raise TypeError(f"`html_export` must be True, False or None, got {type(html_export).__name__}.")
+        raise TypeError(f"`html_export` must be True, False or None, "
+                        f"got {type(html_export).__name__}.")
     renderer = RENDERER_EXPORT if html_export else RENDERER_LIVE
     if html_export and not isinstance(pio.renderers["notebook"], OfflineNotebookRenderer):
         # the notebook renderer must inline plotly.js and fetch nothing from a CDN

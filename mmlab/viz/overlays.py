@@ -40,9 +40,11 @@ def _as_numpy(name: str, x: Any, ndims: tuple[int, ...], *, nonempty: bool = Tru
     try:
         x = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"`{name}` must be a float tensor or array, got {type(x).__name__}.") from None
+        raise TypeError(f"`{name}` must be a float tensor or array, "
+                        f"got {type(x).__name__}.") from None
     if x.ndim not in ndims:
-        raise ValueError(f"`{name}` must have {' or '.join(str(n) for n in ndims)} dims, got shape {x.shape}.")
+        raise ValueError(f"`{name}` must have {' or '.join(str(n) for n in ndims)} dims, "
+                         f"got shape {x.shape}.")
     if nonempty and x.size == 0:
         raise ValueError(f"`{name}` is empty (shape {x.shape}).")
     if not np.isfinite(x).all():
@@ -59,7 +61,8 @@ def _resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
-def image_overlay(image: Tensor, attribution: Tensor, alpha: float = 0.5, title: str | None = None) -> go.Figure:
+def image_overlay(image: Tensor, attribution: Tensor, alpha: float = 0.5,
+                  title: str | None = None) -> go.Figure:
     """An image with its attribution map as a semi-transparent heatmap on top.
 
     Args:
@@ -83,9 +86,10 @@ def image_overlay(image: Tensor, attribution: Tensor, alpha: float = 0.5, title:
     rgb = (np.clip(img, 0.0, 1.0).transpose(1, 2, 0) * 255).round().astype(np.uint8)  # (H, W, 3)
     fig = go.Figure()
     fig.add_trace(go.Image(z=rgb, name="image", hoverinfo="skip"))
-    fig.add_trace(go.Heatmap(z=attr, opacity=alpha, colorscale=HEATMAP_COLORSCALE, name="attribution",
-                             colorbar={"title": {"text": "attribution"}},
-                             hovertemplate="x=%{x} px<br>y=%{y} px<br>attribution=%{z:.3g}<extra></extra>"))
+    fig.add_trace(go.Heatmap(z=attr, opacity=alpha, colorscale=HEATMAP_COLORSCALE,
+                             name="attribution", colorbar={"title": {"text": "attribution"}},
+                             hovertemplate="x=%{x} px<br>y=%{y} px<br>attribution=%{z:.3g}"
+                                           "<extra></extra>"))
     fig.update_layout(title={"text": title or "Attribution"}, width=420, height=400,
                       margin={"l": 50, "r": 20, "t": 50, "b": 50})
     fig.update_xaxes(title_text="x (pixels)", range=[-0.5, W - 0.5], constrain="domain")
@@ -93,19 +97,21 @@ def image_overlay(image: Tensor, attribution: Tensor, alpha: float = 0.5, title:
     return fig
 
 
-def spectrogram_overlay(spec: Tensor, attribution: Tensor, hop_seconds: float = 0.01, alpha: float = 0.5,
-                        title: str | None = None) -> go.Figure:
+def spectrogram_overlay(spec: Tensor, attribution: Tensor, hop_seconds: float = 0.01,
+                        alpha: float = 0.5, title: str | None = None) -> go.Figure:
     """A log-mel spectrogram with its attribution over time (frames,) or time × mel (mels, frames).
 
     Args:
         spec: (mels, frames) log-mel spectrogram.
-        attribution: (frames,) per-frame scores (drawn as a band over all mel bins) or (mels, frames),
-            with the same frames (and mels) as `spec`; other shapes are a ValueError.
+        attribution: (frames,) per-frame scores (drawn as a band over all mel bins) or
+            (mels, frames), with the same frames (and mels) as `spec`; other shapes are a
+            ValueError.
         hop_seconds: seconds between frames (hop_length / sample_rate; 160 / 16000 = 0.01).
         alpha: opacity of the attribution heatmap.
         title: figure title.
     Returns:
-        A plotly Figure with two Heatmap traces (spectrogram, attribution) on a time (s) × mel bin grid.
+        A plotly Figure with two Heatmap traces (spectrogram, attribution) on a time (s) × mel
+        bin grid.
     """
     s = _as_numpy("spec", spec, (2,))
     n_mels, n_frames = s.shape
@@ -114,21 +120,25 @@ def spectrogram_overlay(spec: Tensor, attribution: Tensor, hop_seconds: float = 
     a = _as_numpy("attribution", attribution, (1, 2))
     expected = (n_frames,) if a.ndim == 1 else (n_mels, n_frames)
     if a.shape != expected:
-        raise ValueError(f"`attribution` has shape {a.shape} but `spec` is (mels, frames) = {s.shape}; pass "
-                         f"(frames,) = ({n_frames},) per-frame scores or a (mels, frames) = {s.shape} map.")
+        raise ValueError(f"`attribution` has shape {a.shape} but `spec` is (mels, frames) = "
+                         f"{s.shape}; pass (frames,) = ({n_frames},) per-frame scores or a "
+                         f"(mels, frames) = {s.shape} map.")
     if a.ndim == 1:
         a = np.broadcast_to(a[None], (n_mels, n_frames))
     times = np.arange(n_frames) * hop_seconds
     mels = np.arange(n_mels)
     fig = go.Figure()
-    fig.add_trace(go.Heatmap(z=s, x=times, y=mels, colorscale="Greys", showscale=False, name="log-mel",
-                             hovertemplate="t=%{x:.2f} s<br>mel bin %{y}<br>%{z:.1f} dB<extra></extra>"))
+    fig.add_trace(go.Heatmap(z=s, x=times, y=mels, colorscale="Greys", showscale=False,
+                             name="log-mel",
+                             hovertemplate="t=%{x:.2f} s<br>mel bin %{y}<br>%{z:.1f} dB"
+                                           "<extra></extra>"))
     fig.add_trace(go.Heatmap(z=np.ascontiguousarray(a), x=times, y=mels, opacity=alpha,
                              colorscale=HEATMAP_COLORSCALE, name="attribution",
                              colorbar={"title": {"text": "attribution"}},
-                             hovertemplate="t=%{x:.2f} s<br>mel bin %{y}<br>attribution=%{z:.3g}<extra></extra>"))
-    fig.update_layout(title={"text": title or "Attribution over the spectrogram"}, width=640, height=320,
-                      margin={"l": 60, "r": 20, "t": 50, "b": 50})
+                             hovertemplate="t=%{x:.2f} s<br>mel bin %{y}<br>"
+                                           "attribution=%{z:.3g}<extra></extra>"))
+    fig.update_layout(title={"text": title or "Attribution over the spectrogram"},
+                      width=640, height=320, margin={"l": 60, "r": 20, "t": 50, "b": 50})
     fig.update_xaxes(title_text="time (s)")
     fig.update_yaxes(title_text="mel bin")
     return fig
@@ -146,7 +156,8 @@ def _check_tokens(tokens: Sequence[str], scores: Any) -> np.ndarray:
         raise TypeError("`tokens` must be a list of strings (e.g. `Attribution.tokens`).")
     values = _as_numpy("scores", scores, (1,), nonempty=False)
     if values.shape[0] != len(tokens):
-        raise ValueError(f"`scores` must have one value per token: {len(tokens)} tokens, got shape {values.shape}.")
+        raise ValueError(f"`scores` must have one value per token: {len(tokens)} tokens, "
+                         f"got shape {values.shape}.")
     return values
 
 
@@ -164,11 +175,13 @@ def token_overlay(tokens: Sequence[str], scores: Any, title: str | None = None) 
     values = _check_tokens(tokens, scores)
     scale = float(np.abs(values).max()) if len(values) else 0.0
     spans = [
-        f'<span title="{v:.4g}" style="background-color: {_colour(float(v), scale)}; padding: 1px 3px; '
-        f'margin: 1px; border-radius: 3px; font-family: monospace;">{html.escape(t)}</span>'
+        f'<span title="{v:.4g}" style="background-color: {_colour(float(v), scale)}; '
+        f'padding: 1px 3px; margin: 1px; border-radius: 3px; font-family: monospace;">'
+        f'{html.escape(t)}</span>'
         for t, v in zip(tokens, values)
     ]
-    head = f"<div style='font-weight: bold; margin-bottom: 4px;'>{html.escape(title)}</div>" if title else ""
+    head = (f"<div style='font-weight: bold; margin-bottom: 4px;'>{html.escape(title)}</div>"
+            if title else "")
     return f"<div class='mmlab-token-overlay'>{head}{' '.join(spans)}</div>"
 
 
@@ -182,7 +195,8 @@ def token_figure(tokens: Sequence[str], scores: Any, title: str | None = None) -
     """
     values = _check_tokens(tokens, scores)
     labels = [f"{k}: {t}" for k, t in enumerate(tokens)]  # positions keep repeated words apart
-    fig = go.Figure(go.Bar(x=labels, y=values, marker_color=["#dc322f" if v >= 0 else "#268bd2" for v in values],
+    fig = go.Figure(go.Bar(x=labels, y=values,
+                           marker_color=["#dc322f" if v >= 0 else "#268bd2" for v in values],
                            hovertemplate="%{x}<br>attribution=%{y:.3g}<extra></extra>"))
     fig.update_layout(title={"text": title or "Attribution per token"}, width=560, height=320)
     fig.update_xaxes(title_text="token (position: word)")

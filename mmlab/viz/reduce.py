@@ -55,7 +55,8 @@ def as_numpy(name: str, x: Any) -> np.ndarray:
                             f"convert it with `{name}.astype(float)` if this is intended.")
         x = x.astype(np.float64, copy=False)
     else:
-        raise TypeError(f"`{name}` must be a torch.Tensor or numpy array of shape (N, D), got {type(x).__name__}.")
+        raise TypeError(f"`{name}` must be a torch.Tensor or numpy array of shape (N, D), "
+                        f"got {type(x).__name__}.")
     if x.ndim != 2:
         raise ValueError(f"`{name}` must be 2-D of shape (N, D), got shape {tuple(x.shape)}.")
     if x.shape[0] == 0 or x.shape[1] == 0:
@@ -136,12 +137,15 @@ class Reducer:
         k = min(UMAP_NEIGHBORS, n - 1)
         if not _UMAP_WARMED:
             print(f"UMAP: first call in this kernel compiles numba code; this takes ~10-40 s for "
-                  f"{n} points (later calls take seconds). PCA (method='pca') is instant.", flush=True)
+                  f"{n} points (later calls take seconds). PCA (method='pca') is instant.",
+                  flush=True)
         dists, idx = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)  # (N, k), self first
         self.model_ = umap.UMAP(n_components=self.dim, n_neighbors=k, n_epochs=UMAP_EPOCHS,
                                 random_state=self.seed, precomputed_knn=(idx, dists, None))
-        with warnings.catch_warnings():  # expected: seeded runs are single-threaded; no NNDescent index
-            warnings.filterwarnings("ignore", message=".*(n_jobs value|knn_search_index).*", category=UserWarning)
+        # expected: seeded runs are single-threaded; no NNDescent index
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(n_jobs value|knn_search_index).*",
+                                    category=UserWarning)
             y = self.model_.fit_transform(x)
         _UMAP_WARMED = True
         return np.asarray(y, dtype=np.float64)
@@ -150,7 +154,8 @@ class Reducer:
         from sklearn.manifold import TSNE
 
         perplexity = float(min(30.0, max(1.0, (x.shape[0] - 1) / 3)))
-        self.model_ = TSNE(n_components=self.dim, perplexity=perplexity, init="pca", random_state=self.seed)
+        self.model_ = TSNE(n_components=self.dim, perplexity=perplexity, init="pca",
+                           random_state=self.seed)
         return np.asarray(self.model_.fit_transform(x), dtype=np.float64)
 
 

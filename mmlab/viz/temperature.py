@@ -26,7 +26,8 @@ from mmlab.viz._widgets import LiveFigure
 POS_COLOR, NEG_COLOR = "#2ca02c", "#1f77b4"
 
 
-def temperature_stats(similarities: Tensor, temperature: float, positive: int = 0) -> dict[str, Any]:
+def temperature_stats(similarities: Tensor, temperature: float,
+                      positive: int = 0) -> dict[str, Any]:
     """Softmax, gradient weights, entropy and loss of one anchor's InfoNCE term at temperature τ.
 
     Args:
@@ -38,19 +39,22 @@ def temperature_stats(similarities: Tensor, temperature: float, positive: int = 
         `(P_p − 1)/τ` at p), "entropy" `H` in nats (float) and "loss" `L` in nats (float);
         tensors are float64.
     """
-    s = check_tensor("similarities", similarities, ndim=1, what="of shape (B,)").detach().to(torch.float64)
+    s = check_tensor("similarities", similarities, ndim=1,
+                     what="of shape (B,)").detach().to(torch.float64)
     check_finite("similarities", s)
     tau = check_temperature(temperature)
     check_int("positive", positive, minimum=0)
     if positive >= s.shape[0]:
-        raise ValueError(f"`positive` is {positive} but there are only B = {s.shape[0]} candidates.")
+        raise ValueError(f"`positive` is {positive} but there are only B = {s.shape[0]} "
+                         f"candidates.")
     logits = s / tau  # (B,)
     log_p = torch.log_softmax(logits, dim=0)  # (B,)
     probs = log_p.exp()  # (B,)
     grad = probs / tau  # (B,)
     grad[positive] -= 1.0 / tau
     entropy = float(-(probs * log_p).sum())
-    return {"probs": probs, "grad_weights": grad, "entropy": entropy, "loss": float(-log_p[positive])}
+    return {"probs": probs, "grad_weights": grad, "entropy": entropy,
+            "loss": float(-log_p[positive])}
 
 
 class TemperatureExplorer(widgets.VBox):
@@ -63,32 +67,36 @@ class TemperatureExplorer(widgets.VBox):
         text: `ipywidgets.HTML` with the entropy and the loss.
     """
 
-    def __init__(self, similarities: Tensor, anchor: int, temperatures: tuple[float, float], init: float,
-                 labels: Sequence[str] | None, positive: int) -> None:
+    def __init__(self, similarities: Tensor, anchor: int, temperatures: tuple[float, float],
+                 init: float, labels: Sequence[str] | None, positive: int) -> None:
         self.similarities = similarities.detach().to("cpu", torch.float64)
         self.matrix = similarities.ndim == 2
         b = similarities.shape[-1]
-        self.labels = [str(x) for x in labels] if labels is not None else [f"#{j}" for j in range(b)]
+        self.labels = ([str(x) for x in labels] if labels is not None
+                       else [f"#{j}" for j in range(b)])
         self._positive = positive
         lo, hi = math.log10(temperatures[0]), math.log10(temperatures[1])
-        self.slider = widgets.FloatLogSlider(value=init, base=10, min=lo, max=hi, step=(hi - lo) / 200,
-                                             description="τ", readout_format=".4f", continuous_update=True,
+        self.slider = widgets.FloatLogSlider(value=init, base=10, min=lo, max=hi,
+                                             step=(hi - lo) / 200, description="τ",
+                                             readout_format=".4f", continuous_update=True,
                                              layout=widgets.Layout(width="60%"))
         self.anchor = None
         if self.matrix:
-            self.anchor = widgets.Dropdown(options=[(f"anchor {i}", i) for i in range(similarities.shape[0])],
-                                           value=anchor, description="anchor")
+            self.anchor = widgets.Dropdown(
+                options=[(f"anchor {i}", i) for i in range(similarities.shape[0])],
+                value=anchor, description="anchor")
         self.text = widgets.HTML()
         self._soft = LiveFigure(self._bar_figure("Softmax over the anchor's candidates",
                                                  "probability P_j (unitless)"))
-        self._grad = LiveFigure(self._bar_figure("Gradient weight on each candidate: ∂L/∂s_j = P_j/τ",
-                                                 "∂L/∂s_j (1/unit similarity)"))
+        self._grad = LiveFigure(self._bar_figure(
+            "Gradient weight on each candidate: ∂L/∂s_j = P_j/τ", "∂L/∂s_j (1/unit similarity)"))
         self.softmax_fig, self.grad_fig = self._soft.fig, self._grad.fig
         controls = [self.slider] + ([self.anchor] if self.anchor is not None else [])
         super().__init__([widgets.HBox(controls), self.text,
                           widgets.HBox([self._soft.widget, self._grad.widget])])
         self._syncing = False
-        self.slider.observe(lambda ch: None if self._syncing else self.update(ch["new"]), names="value")
+        self.slider.observe(lambda ch: None if self._syncing else self.update(ch["new"]),
+                            names="value")
         if self.anchor is not None:
             self.anchor.observe(lambda ch: self.update(), names="value")
         self.update(init)
@@ -99,8 +107,9 @@ class TemperatureExplorer(widgets.VBox):
                                hovertext=self.labels))
         if b <= 32:
             fig.update_xaxes(tickvals=list(range(b)), ticktext=self.labels)
-        fig.update_layout(title=title, xaxis_title="candidate (index; green = positive)", yaxis_title=ytitle,
-                          width=480, height=340, margin=dict(l=60, r=10, t=50, b=50), showlegend=False)
+        fig.update_layout(title=title, xaxis_title="candidate (index; green = positive)",
+                          yaxis_title=ytitle, width=480, height=340,
+                          margin=dict(l=60, r=10, t=50, b=50), showlegend=False)
         return fig
 
     @property
@@ -110,10 +119,12 @@ class TemperatureExplorer(widgets.VBox):
 
     def row(self) -> Tensor:
         """The current anchor's (B,) candidate similarities."""
-        return self.similarities[self.anchor.value] if self.anchor is not None else self.similarities
+        return (self.similarities[self.anchor.value] if self.anchor is not None
+                else self.similarities)
 
     def update(self, tau: float | None = None) -> dict[str, Any]:
-        """Recompute the softmax at τ (default: the slider's value) and redraw; returns the stats."""
+        """Recompute the softmax at τ (default: the slider's value) and redraw; returns the
+        stats."""
         if tau is None:
             tau = self.slider.value
         tau = check_temperature(tau, "tau")
@@ -132,14 +143,16 @@ class TemperatureExplorer(widgets.VBox):
                 live.fig.data[0].marker.color = colors
             live.refresh()
         b = len(self.labels)
-        self.text.value = (f"τ = {tau:.4g} · entropy H = {st['entropy']:.3f} nats (max log B = {math.log(b):.3f}) · "
+        self.text.value = (f"τ = {tau:.4g} · entropy H = {st['entropy']:.3f} nats "
+                           f"(max log B = {math.log(b):.3f}) · "
                            f"loss L = −log P_{p} = {st['loss']:.3f} nats")
         self.stats = st
         return st
 
 
-def temperature_explorer(similarities: Tensor, anchor: int = 0, temperatures: tuple[float, float] = (1e-3, 10),
-                         init: float = 0.07, labels: Sequence[str] | None = None,
+def temperature_explorer(similarities: Tensor, anchor: int = 0,
+                         temperatures: tuple[float, float] = (1e-3, 10), init: float = 0.07,
+                         labels: Sequence[str] | None = None,
                          positive: int = 0) -> TemperatureExplorer:
     """An interactive view of one anchor's softmax and gradient weights as τ changes.
 
@@ -157,7 +170,8 @@ def temperature_explorer(similarities: Tensor, anchor: int = 0, temperatures: tu
     """
     s = check_tensor("similarities", similarities, what="of shape (B,) or (B, B)")
     if s.ndim not in (1, 2) or (s.ndim == 2 and s.shape[0] != s.shape[1]):
-        raise ValueError(f"`similarities` must be (B,) or square (B, B), got shape {tuple(s.shape)}.")
+        raise ValueError(f"`similarities` must be (B,) or square (B, B), "
+                         f"got shape {tuple(s.shape)}.")
     check_finite("similarities", s.detach())
     b = s.shape[-1]
     if (not isinstance(temperatures, Sequence) or len(temperatures) != 2):
