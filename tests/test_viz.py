@@ -511,8 +511,10 @@ def test_retrieval_app_with_real_model_and_attribution():
     losses = pytest.importorskip("mmlab.losses")
     ds = data.load("shapes", n=10, audio=False)
     tok = enc.Tokenizer.from_texts(ds.batch(torch.arange(len(ds)))["text"])
-    model = enc.ContrastiveModel({"image": enc.ViTEncoder(out_dim=8), "text": enc.TextTransformer(tok, out_dim=8)},
-                                 None, losses.ClipLoss())
+    from mmlab.model import ContrastiveModel
+
+    model = ContrastiveModel({"image": enc.ViTEncoder(out_dim=8),
+                              "text": enc.TextTransformer(tok, out_dim=8)}, None, losses.ClipLoss())
     app = V.retrieval_app(model, ds, k=2)
     z = model.encode(ds.batch(torch.arange(len(ds))))
     brute = torch.topk(z["text"] @ z["image"][3], 2).indices.tolist()

@@ -24,7 +24,7 @@ class History:
         epoch: the epoch (0-based) of each step.
         loss: the training loss of each step's batch, as a float.
         temperature: τ at each step (after the clamp), or None if the model has none.
-        terms: the loss's named parts per step (e.g. {"a→b": ..., "b→a": ...}).
+        terms: the loss's named parts per step (e.g. {"a_to_b": ..., "b_to_a": ...}).
         evals: one dict per evaluation: {"step": k, <metric>: value, ...}.
         seconds: wall-clock seconds spent training (summed over resumed sessions; not compared
             by `==`, so two runs with equal logs compare equal).
