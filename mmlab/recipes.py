@@ -91,35 +91,43 @@ class TriModalConfig:
         check_temperature(self.init_temperature, "init_temperature")
         if not isinstance(self.learnable_temperature, bool):
             raise TypeError(f"`learnable_temperature` must be a bool, got "
-                            f"{type(self.learnable_temperature).__name__} ({self.learnable_temperature!r}).")
+                            f"{type(self.learnable_temperature).__name__} "
+                            f"({self.learnable_temperature!r}).")
         resolve_pairs(self.pairs, MODALITIES)  # raises a ValueError naming `pairs`
 
 
 def _check_train_data(train_data: Any, text_kind: str) -> list[str] | None:
-    """Check a dataset with image, audio and text; return its texts (None for a frozen text encoder)."""
+    """Check a dataset with image, audio and text; return its texts (None for a frozen text
+    encoder)."""
     mods = getattr(train_data, "modalities", None)
     if not callable(getattr(train_data, "batch", None)) or not isinstance(mods, (tuple, list)):
-        raise TypeError("`train_data` must be a mmlab.data.MultimodalDataset (with `.modalities` and "
-                        f"`.batch(idx)`), got {type(train_data).__name__}; e.g. load('digits', split='train').")
+        raise TypeError("`train_data` must be a mmlab.data.MultimodalDataset (with `.modalities` "
+                        f"and `.batch(idx)`), got {type(train_data).__name__}; e.g. "
+                        "load('digits', split='train').")
     missing = [m for m in MODALITIES if m not in mods]
     if missing:
-        hint = " Load it with audio, e.g. load('digits', audio=True)." if missing == ["audio"] else ""
-        raise ValueError(f"`train_data` must hold the modalities {list(MODALITIES)}; it is missing {missing} "
-                         f"(it has {list(mods)}).{hint}")
+        hint = (" Load it with audio, e.g. load('digits', audio=True)." if missing == ["audio"]
+                else "")
+        raise ValueError(f"`train_data` must hold the modalities {list(MODALITIES)}; it is missing "
+                         f"{missing} (it has {list(mods)}).{hint}")
     if len(train_data) == 0:
         raise ValueError("`train_data` is empty; pass a dataset with at least one sample.")
-    first = train_data.batch(torch.arange(1))  # one row: cheap shape checks without touching the rest
+    # one row: cheap shape checks without touching the rest
+    first = train_data.batch(torch.arange(1))
     image, audio = first["image"], first["audio"]
     if not isinstance(image, Tensor) or image.ndim != 4 or image.shape[1] != 3:
         shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
-        raise ValueError(f"`train_data` images must be (N, 3, H, W) RGB tensors; one batch row has shape {shape}.")
+        raise ValueError("`train_data` images must be (N, 3, H, W) RGB tensors; one batch row has "
+                         f"shape {shape}.")
     if not isinstance(audio, Tensor) or audio.ndim != 2:
         shape = tuple(audio.shape) if isinstance(audio, Tensor) else type(audio).__name__
-        raise ValueError(f"`train_data` audio must be waveforms (N, T) at 16 kHz; one batch row has shape {shape}.")
+        raise ValueError("`train_data` audio must be waveforms (N, T) at 16 kHz; one batch row has "
+                         f"shape {shape}.")
     if text_kind == "sentence":
         return None
     stored = getattr(train_data, "modalities_data", {}).get("text")
-    texts = stored if isinstance(stored, list) else train_data.batch(torch.arange(len(train_data)))["text"]
+    texts = (stored if isinstance(stored, list)
+             else train_data.batch(torch.arange(len(train_data)))["text"])
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
         raise TypeError(f"`train_data` text must be a list of str, got {type(texts).__name__}.")
     return texts
@@ -130,8 +138,8 @@ def _text_encoder(config: TriModalConfig, texts: list[str] | None) -> nn.Module:
         return SentenceEncoder()  # frozen: no parameters of its own
     tokenizer = Tokenizer.from_texts(texts)
     if len(tokenizer) <= 3:
-        raise ValueError("`train_data` texts contain no words (the vocabulary would be only <pad>, <unk>, "
-                         "<cls>); a word-level text encoder cannot learn from them.")
+        raise ValueError("`train_data` texts contain no words (the vocabulary would be only <pad>, "
+                         "<unk>, <cls>); a word-level text encoder cannot learn from them.")
     if config.text == "bag-of-words":
         return BagOfWordsEncoder(tokenizer, out_dim=config.hidden)
     return TextTransformer(tokenizer, out_dim=config.hidden)

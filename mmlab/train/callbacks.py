@@ -107,7 +107,8 @@ class EmbeddingSnapshots(Callback):
         self.every = _checks.check_int("every", every)
         self.n_view = None if n_view is None else _checks.check_int("n_view", n_view)
         if pair is not None and (not isinstance(pair, (tuple, list)) or len(pair) != 2
-                                 or not all(isinstance(m, str) for m in pair) or pair[0] == pair[1]):
+                                 or not all(isinstance(m, str) for m in pair)
+                                 or pair[0] == pair[1]):
             raise ValueError("`pair` must be two different modality names, e.g. ('image', 'text'); "
                              f"got {pair!r}.")
         self.pair: tuple[str, str] | None = None if pair is None else (pair[0], pair[1])

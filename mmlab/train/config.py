@@ -76,8 +76,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.steps is None):
-            raise ValueError(f"Pass exactly one of `epochs` and `steps` (got epochs={self.epochs!r}, "
-                             f"steps={self.steps!r}); e.g. fit(model, data, steps=500).")
+            raise ValueError("Pass exactly one of `epochs` and `steps` (got "
+                             f"epochs={self.epochs!r}, steps={self.steps!r}); e.g. "
+                             "fit(model, data, steps=500).")
         for name in ("epochs", "steps", "eval_every", "checkpoint_every", "read_every"):
             if getattr(self, name) is not None:
                 _checks.check_int(name, getattr(self, name))

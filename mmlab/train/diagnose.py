@@ -44,7 +44,8 @@ TAU_MIN, TAU_MAX = math.exp(-MAX_LOGIT_SCALE), math.exp(-MIN_LOGIT_SCALE)  # 0.0
 
 @dataclass(frozen=True)
 class Finding:
-    """One symptom: a stable `code` (one of `CODES`), a message naming cause and fix, the numbers."""
+    """One symptom: a stable `code` (one of `CODES`), a message naming cause and fix,
+    the numbers."""
 
     code: str
     message: str
@@ -59,8 +60,9 @@ class GradientNorms(Callback):
 
     For a `ContrastiveModel` the towers are the encoders (named by modality) and the projection
     heads (named "<modality> head"), logged apart: a frozen encoder under a trained head is a tower
-    that does not learn. For other models: the top-level children. The norms stay on the device until read (`norms`), so logging adds no
-    host–device sync per step. A tower whose parameters got no gradient logs 0.
+    that does not learn. For other models: the top-level children. The norms stay on the device
+    until read (`norms`), so logging adds no host–device sync per step. A tower whose parameters
+    got no gradient logs 0.
     """
 
     def __init__(self) -> None:
@@ -86,8 +88,10 @@ class GradientNorms(Callback):
                 grads = [p.grad.detach().float().pow(2).sum() for p in params if p.grad is not None]
                 weights = [p.detach().float().pow(2).sum() for p in params]
                 zero = torch.zeros((), device=params[0].device) if params else torch.zeros(())
-                self._grads.setdefault(m, []).append(torch.stack(grads).sum().sqrt() if grads else zero)
-                self._params.setdefault(m, []).append(torch.stack(weights).sum().sqrt() if weights else zero)
+                self._grads.setdefault(m, []).append(
+                    torch.stack(grads).sum().sqrt() if grads else zero)
+                self._params.setdefault(m, []).append(
+                    torch.stack(weights).sum().sqrt() if weights else zero)
 
     @property
     def norms(self) -> dict[str, list[float]]:
@@ -119,21 +123,23 @@ def _tail(values: Sequence[float], fraction: float) -> list[float]:
     return list(values[-n:])
 
 
-def _check_loss(history: History, batch_size: int | None, tolerance: float, fraction: float) -> list[Finding]:
+def _check_loss(history: History, batch_size: int | None, tolerance: float,
+                fraction: float) -> list[Finding]:
     if batch_size is None or batch_size < 2 or not history.loss:
         return []
     log_b = math.log(batch_size)
     end = sum(_tail(history.loss, fraction)) / len(_tail(history.loss, fraction))
     if abs(end - log_b) > tolerance * log_b:
         return []
-    return [Finding("loss_at_log_b",
-                    f"The loss ends at {end:.3f}, within {tolerance:.0%} of log B = log {batch_size} = {log_b:.3f}: "
-                    "the model picks the true partner no better than chance (1 in B). Likely causes: (1) the "
-                    "pairs are misaligned (one modality shuffled on its own: check that batch[i] of every "
-                    "modality is the same sample), (2) a tower outputs a constant (its gradient is zero: see "
-                    "tower_not_learning), (3) the learning rate is too high and the embeddings collapsed "
-                    "(see collapse; try 10x lower).",
-                    {"final_loss": end, "log_b": log_b, "batch_size": batch_size})]
+    return [Finding(
+        "loss_at_log_b",
+        f"The loss ends at {end:.3f}, within {tolerance:.0%} of log B = log {batch_size} = "
+        f"{log_b:.3f}: the model picks the true partner no better than chance (1 in B). Likely "
+        "causes: (1) the pairs are misaligned (one modality shuffled on its own: check that "
+        "batch[i] of every modality is the same sample), (2) a tower outputs a constant (its "
+        "gradient is zero: see tower_not_learning), (3) the learning rate is too high and the "
+        "embeddings collapsed (see collapse; try 10x lower).",
+        {"final_loss": end, "log_b": log_b, "batch_size": batch_size})]
 
 
 def _check_temperature(history: History, fraction: float) -> list[Finding]:
@@ -146,11 +152,12 @@ def _check_temperature(history: History, fraction: float) -> list[Finding]:
             first = len(taus)  # the start of the final stretch on the bound
             while first > 0 and abs(taus[first - 1] - bound) <= 0.01 * bound:
                 first -= 1
-            why = ("the loss wants sharper logits than the clamp allows: unnormalised embeddings (logits "
-                   "grow without bound; L2-normalise before the dot product) or a learning rate on τ that "
-                   "is too high. Harmless late in a long CLIP run (CLIP's own scale ends at 100) if "
-                   "retrieval still improves." if name == "lower" else
-                   "the loss prefers uniform predictions: the pairs carry no signal (check their alignment).")
+            why = ("the loss wants sharper logits than the clamp allows: unnormalised embeddings "
+                   "(logits grow without bound; L2-normalise before the dot product) or a learning "
+                   "rate on τ that is too high. Harmless late in a long CLIP run (CLIP's own scale "
+                   "ends at 100) if retrieval still improves." if name == "lower" else
+                   "the loss prefers uniform predictions: the pairs carry no signal (check their "
+                   "alignment).")
             return [Finding("temperature_at_clamp",
                             f"τ sits on its {name} clamp {bound:g} from step {first + 1} "
                             f"to the end: {why}",
@@ -160,15 +167,16 @@ def _check_temperature(history: History, fraction: float) -> list[Finding]:
 
 def _embed(model: nn.Module, data: Any, rows: int) -> dict[str, Tensor]:
     if not callable(getattr(model, "encode", None)):
-        raise TypeError(f"`model` must have an `encode(batch)` method (a ContrastiveModel) to check collapse; "
-                        f"got {type(model).__name__}.")
+        raise TypeError("`model` must have an `encode(batch)` method (a ContrastiveModel) to "
+                        f"check collapse; got {type(model).__name__}.")
     if not callable(getattr(data, "batch", None)) or not hasattr(data, "__len__"):
         raise TypeError(f"`data` must be a mmlab.data.MultimodalDataset (with `.batch(idx)`), got "
                         f"{type(data).__name__}.")
     idx = torch.arange(min(rows, len(data)))
     device = next(model.parameters()).device
     batch = data.batch(idx)
-    batch = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.items() if k != "present"}
+    batch = {k: (v.to(device) if isinstance(v, Tensor) else v)
+             for k, v in batch.items() if k != "present"}
     was_training = model.training
     model.eval()
     try:
@@ -188,17 +196,21 @@ def _check_collapse(z: Mapping[str, Tensor], min_rank: float) -> list[Finding]:
         cos = float(mean_pairwise_cosine(x))
         rank = float(effective_rank(x - x.mean(dim=0)))
         if cos > 0.9 or rank < min_rank:
-            shape = (f"crowd into one direction (mean pairwise cosine {cos:.2f} > 0.9)" if cos > 0.9 else
-                     f"span only {rank:.1f} directions once centred (effective rank < {min_rank:g})")
-            found.append(Finding("collapse",
-                                 f"The {m} embeddings {shape}: they cannot tell samples apart. Likely causes: a "
-                                 "learning rate too high (try 10x lower), a loss without negatives, or no "
-                                 "signal in the pairs (see loss_at_log_b).",
-                                 {"modality": m, "mean_cosine": cos, "centred_effective_rank": rank}))
+            shape = (f"crowd into one direction (mean pairwise cosine {cos:.2f} > 0.9)"
+                     if cos > 0.9 else
+                     f"span only {rank:.1f} directions once centred "
+                     f"(effective rank < {min_rank:g})")
+            found.append(Finding(
+                "collapse",
+                f"The {m} embeddings {shape}: they cannot tell samples apart. Likely causes: a "
+                "learning rate too high (try 10x lower), a loss without negatives, or no signal in "
+                "the pairs (see loss_at_log_b).",
+                {"modality": m, "mean_cosine": cos, "centred_effective_rank": rank}))
     return found
 
 
-def _check_towers(norms: Mapping[str, Sequence[float]], weights: Mapping[str, Sequence[float]] | None,
+def _check_towers(norms: Mapping[str, Sequence[float]],
+                  weights: Mapping[str, Sequence[float]] | None,
                   fraction: float) -> list[Finding]:
     ratio = {}
     for m, g in norms.items():
@@ -214,18 +226,21 @@ def _check_towers(norms: Mapping[str, Sequence[float]], weights: Mapping[str, Se
     found = []
     for m, r in ratio.items():
         if r == 0.0 or r < 1e-3 * top or r < 1e-6:
-            found.append(Finding("tower_not_learning",
-                                 f"The {m} tower's gradient is {'zero' if r == 0 else f'{r:.1e} of its weight norm'} at the "
-                                 f"end (largest tower: {top:.1e}): it is not learning. Likely causes: a `.detach()` or "
-                                 "`torch.no_grad()` in its forward, parameters frozen (`requires_grad=False`) or "
-                                 "missing from the optimizer, or a dead tower that outputs a constant (e.g. every "
-                                 "ReLU off). Fix the forward pass, then check that its gradient is non-zero.",
-                                 {"tower": m, "grad_over_weight": r, "largest": top}))
+            found.append(Finding(
+                "tower_not_learning",
+                f"The {m} tower's gradient is "
+                f"{'zero' if r == 0 else f'{r:.1e} of its weight norm'} at the end (largest "
+                f"tower: {top:.1e}): it is not learning. Likely causes: a `.detach()` or "
+                "`torch.no_grad()` in its forward, parameters frozen (`requires_grad=False`) or "
+                "missing from the optimizer, or a dead tower that outputs a constant (e.g. every "
+                "ReLU off). Fix the forward pass, then check that its gradient is non-zero.",
+                {"tower": m, "grad_over_weight": r, "largest": top}))
     return found
 
 
 def diagnose(history: History, model: nn.Module | None = None, data: Any = None, *,
-             batch_size: int | None = None, grad_norms: GradientNorms | Mapping[str, Sequence[float]] | None = None,
+             batch_size: int | None = None,
+             grad_norms: GradientNorms | Mapping[str, Sequence[float]] | None = None,
              tail: float = 0.1, loss_tolerance: float = 0.05, min_rank: float = 2.0,
              rows: int = 512) -> list[Finding]:
     """Read a run's symptoms and return the findings (an empty list: nothing found).
@@ -244,7 +259,8 @@ def diagnose(history: History, model: nn.Module | None = None, data: Any = None,
         A list of `Finding` (code, message, evidence), in the order of `CODES`.
     """
     if not isinstance(history, History):
-        raise TypeError(f"`history` must be the History that fit returned, got {type(history).__name__}.")
+        raise TypeError("`history` must be the History that fit returned, got "
+                        f"{type(history).__name__}.")
     if not 0 < tail <= 1:
         raise ValueError(f"`tail` must be in (0, 1], got {tail!r}.")
     if (model is None) != (data is None):
@@ -252,7 +268,8 @@ def diagnose(history: History, model: nn.Module | None = None, data: Any = None,
                          f"model={'None' if model is None else type(model).__name__}, "
                          f"data={'None' if data is None else type(data).__name__}.")
     batch_size = batch_size if batch_size is not None else history.batch_size
-    found = _check_loss(history, batch_size, loss_tolerance, tail) + _check_temperature(history, tail)
+    found = (_check_loss(history, batch_size, loss_tolerance, tail)
+             + _check_temperature(history, tail))
     if model is not None:
         found += _check_collapse(_embed(model, data, rows), min_rank)
     if grad_norms is not None:
@@ -261,13 +278,14 @@ def diagnose(history: History, model: nn.Module | None = None, data: Any = None,
         elif isinstance(grad_norms, Mapping):
             found += _check_towers(grad_norms, None, tail)
         else:
-            raise TypeError(f"`grad_norms` must be a GradientNorms callback or a dict tower → list of norms, "
-                            f"got {type(grad_norms).__name__}.")
+            raise TypeError("`grad_norms` must be a GradientNorms callback or a dict tower → list "
+                            f"of norms, got {type(grad_norms).__name__}.")
     return found
 
 
 def report(findings: Sequence[Finding]) -> str:
     """The findings as text, one paragraph each ('No problem found.' for none)."""
     if not findings:
-        return "diagnose: no problem found (loss below log B, τ inside its clamp, no collapse, every tower learning)."
+        return ("diagnose: no problem found (loss below log B, τ inside its clamp, no collapse, "
+                "every tower learning).")
     return "\n".join(f"diagnose: {f}" for f in findings)

@@ -68,7 +68,8 @@ class Evaluator(Callback):
 
     def __init__(self, eval_fn: Callable[[nn.Module, Any], Mapping[str, float]], eval_data: Any,
                  every: int | None, autocast: Callable[[], Any] = contextlib.nullcontext) -> None:
-        self.eval_fn, self.eval_data, self.every, self.autocast = eval_fn, eval_data, every, autocast
+        self.eval_fn, self.eval_data, self.every, self.autocast = (
+            eval_fn, eval_data, every, autocast)
 
     def _done(self, state: TrainState) -> bool:
         evals = state.history.evals
@@ -84,7 +85,8 @@ class Evaluator(Callback):
             metrics = self.eval_fn(state.model, self.eval_data)
         state.model.train(was_training)
         if not isinstance(metrics, Mapping):
-            raise TypeError(f"`eval_fn` must return a dict of floats, got {type(metrics).__name__}.")
+            raise TypeError("`eval_fn` must return a dict of floats, got "
+                            f"{type(metrics).__name__}.")
         history.evals.append({"step": state.step, **{k: float(v) for k, v in metrics.items()}})
         state.metrics = dict(history.evals[-1])
         state.emit("on_eval")

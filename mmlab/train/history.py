@@ -59,8 +59,8 @@ class History:
         missing = [k for k in keys if k not in d]
         if missing:
             raise ValueError(f"`d` is missing History fields {missing}; it has {sorted(d)}.")
-        return cls(**{k: copy.deepcopy(list(d[k])) for k in keys}, seconds=float(d.get("seconds", 0.0)),
-                   batch_size=d.get("batch_size"))
+        return cls(**{k: copy.deepcopy(list(d[k])) for k in keys},
+                   seconds=float(d.get("seconds", 0.0)), batch_size=d.get("batch_size"))
 
     def as_frame(self, evals: bool = False):
         """A pandas DataFrame: one row per step (columns step, epoch, loss, temperature and one per
@@ -70,6 +70,7 @@ class History:
         if evals:
             return pd.DataFrame(self.evals)
         frame = pd.DataFrame({"step": self.step, "epoch": self.epoch, "loss": self.loss,
-                              "temperature": [math.nan if t is None else t for t in self.temperature]})
+                              "temperature": [math.nan if t is None else t
+                                              for t in self.temperature]})
         terms = pd.DataFrame(self.terms, index=frame.index) if self.terms else None
         return frame if terms is None or terms.empty else pd.concat([frame, terms], axis=1)

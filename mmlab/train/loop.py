@@ -138,7 +138,8 @@ def fit(model: nn.Module, train_data: Any, config: TrainConfig | None = None, *,
                                      "a one-shot generator? Pass a dataset or a re-iterable "
                                      "DataLoader.")
                 with held_interrupts():  # the next epoch starts at its first batch
-                    state.epoch, state.batch_in_epoch, state.shuffle_state = state.epoch + 1, 0, None
+                    state.epoch, state.batch_in_epoch, state.shuffle_state = (
+                        state.epoch + 1, 0, None)
         state.phase = "end"
         state.emit("on_end")
     except KeyboardInterrupt:

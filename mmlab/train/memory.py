@@ -75,5 +75,5 @@ def peak_memory_bytes(fn: Callable[[], object], device: str | torch.device = "cp
         return _cuda_peak(fn, device)
     if device.type == "cpu":
         return _cpu_peak(fn)
-    raise ValueError(f"`device` must be 'cpu' or 'cuda', got {str(device)!r}: PyTorch keeps no peak "
-                     "memory statistics for it; measure on 'cpu' or 'cuda' instead.")
+    raise ValueError(f"`device` must be 'cpu' or 'cuda', got {str(device)!r}: PyTorch keeps no "
+                     "peak memory statistics for it; measure on 'cpu' or 'cuda' instead.")

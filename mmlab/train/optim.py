@@ -33,7 +33,8 @@ def make_optimizer(name: str, modules: Sequence[nn.Module], lr: float,
             seen.add(id(p))
             (decay if p.ndim >= 2 else no_decay).append(p)  # logit_scale is 0-d: not decayed
     if not seen:
-        raise ValueError("`model` has no trainable parameters (requires_grad=True); nothing to fit.")
+        raise ValueError("`model` has no trainable parameters (requires_grad=True); "
+                         "nothing to fit.")
     groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
                           {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
     if name == "adamw":
