@@ -16,6 +16,7 @@ from torch import nn
 from mmlab.encoders import (CLS, PAD, UNK, AudioConvEncoder, AudioTransformer, BagOfWordsEncoder, ConvEncoder,
                             LogMel, MLPEncoder, MultiHeadSelfAttention, ResNetEncoder, TextTransformer, Tokenizer,
                             ViTEncoder)
+from mmlab.encoders.attention import attend
 
 TEXTS = ["the digit seven", "a red circle", "a small blue square in the top left", "seven"]
 
@@ -133,6 +134,61 @@ def test_self_attention_matches_torch_multihead_attention():
         torch.testing.assert_close(out, ref_out)
         if explicit:
             torch.testing.assert_close(w, ref_w)
+
+
+def _brute_force_attention(q, k, v, mask=None):
+    """softmax(q_i · k_j / √d) v_j, one query and one key at a time (no matrix products)."""
+    B, H, Tq, d = q.shape
+    out = torch.zeros(B, H, Tq, v.shape[-1], dtype=q.dtype)
+    weights = torch.zeros(B, H, Tq, k.shape[2], dtype=q.dtype)
+    for b in range(B):
+        for h in range(H):
+            for i in range(Tq):
+                keys = [j for j in range(k.shape[2]) if mask is None or bool(mask[b, 0, i, j])]
+                s = torch.stack([(q[b, h, i] * k[b, h, j]).sum() / math.sqrt(d) for j in keys])
+                e = torch.exp(s - s.max())
+                for w, j in zip(e / e.sum(), keys):
+                    weights[b, h, i, j] = w
+                    out[b, h, i] = out[b, h, i] + w * v[b, h, j]
+    return out, weights
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_attend_matches_a_brute_force_softmax_loop(masked):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, n, 4, generator=g, dtype=torch.float64, requires_grad=True)
+               for n in (4, 5, 5))
+    mask = None
+    if masked:  # every query keeps at least one key; query 2 of sample 1 keeps only key 4
+        mask = torch.rand(2, 1, 4, 5, generator=g) > 0.4
+        mask[..., 0] = True
+        mask[1, 0, 2] = torch.tensor([False, False, False, False, True])
+    want, want_w = _brute_force_attention(q, k, v, mask)
+    up = torch.randn(want.shape, generator=g, dtype=torch.float64)  # a random upstream gradient
+    want_grads = torch.autograd.grad((want * up).sum(), (q, k, v))
+    for need_weights in (True, False):
+        out, w = attend(q, k, v, mask, need_weights=need_weights)
+        torch.testing.assert_close(out, want)
+        if need_weights:
+            torch.testing.assert_close(w, want_w)
+            if masked:
+                assert bool((w[~mask.expand_as(w)] == 0).all())  # masked keys get weight exactly 0
+        else:
+            assert w is None  # the fused kernel returns no weights
+        for got, ref in zip(torch.autograd.grad((out * up).sum(), (q, k, v)), want_grads):
+            torch.testing.assert_close(got, ref)
+
+
+def test_attend_explicit_weights_are_in_the_graph_and_dropout_spares_them():
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, 2, 3, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    _, w = attend(q, k, v, need_weights=True)
+    torch.manual_seed(0)
+    out, w_drop = attend(q, k, v, dropout_p=0.5, need_weights=True)
+    torch.testing.assert_close(w_drop, w)  # the returned A is before dropout: rows sum to 1
+    torch.manual_seed(0)
+    kept = F.dropout(w, 0.5)  # the same draw, applied by hand
+    torch.testing.assert_close(out, kept @ v)
 
 
 def _encoders_and_inputs():
