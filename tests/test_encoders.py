@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,9 @@ from torch import nn
 from mmlab.encoders import (CLS, PAD, UNK, AudioConvEncoder, AudioTransformer, BagOfWordsEncoder, ConvEncoder,
                             LogMel, MLPEncoder, MultiHeadSelfAttention, ResNetEncoder, TextTransformer, Tokenizer,
                             ViTEncoder)
+from mmlab.data import SAMPLE_RATE
 from mmlab.encoders.attention import attend
+from mmlab.encoders.audio import log_mel
 
 TEXTS = ["the digit seven", "a red circle", "a small blue square in the top left", "seven"]
 
@@ -332,6 +335,30 @@ def test_logmel_matches_torchaudio_per_sample_and_batch():
         torch.testing.assert_close(lm(wave[i:i + 1])[0], ref)
     assert float(batched[2].max() - batched[2].min()) == pytest.approx(80.0)
     assert [name for name, _ in lm.named_buffers()]  # window and filterbank follow .to(device)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_log_mel_function_is_the_module_with_default_buffers(dtype):
+    torch.manual_seed(4)
+    wave = torch.randn(2, 3000, dtype=dtype)
+    lm = LogMel().to(dtype)
+    assert (lm.sample_rate, lm.n_mels) == (SAMPLE_RATE, 40)  # the encoders' settings
+    torch.testing.assert_close(log_mel(wave), lm(wave), rtol=0, atol=0)
+    small = LogMel(n_fft=128, hop_length=64, n_mels=12, top_db=None, f_min=50.0, f_max=6000.0)
+    got = log_mel(wave, n_fft=128, hop_length=64, n_mels=12, top_db=None, f_min=50.0, f_max=6000.0)
+    torch.testing.assert_close(got, small.to(dtype)(wave), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="n_fft"):
+        log_mel(wave[:, :100])
+
+
+def test_log_mel_tone_peaks_at_its_mel_bin():
+    rate, f0, n_mels = 16_000, 1000.0, 64
+    wave = torch.sin(2 * math.pi * f0 * torch.arange(rate) / rate)
+    S = log_mel(wave[None], rate, n_mels=n_mels)[0]  # (n_mels, frames)
+    mel = lambda f: 2595 * math.log10(1 + f / 700)  # HTK mel scale
+    centres = np.linspace(mel(0), mel(rate / 2), n_mels + 2)[1:-1]
+    expected = int(np.argmin(np.abs(centres - mel(f0))))
+    assert abs(int(S[:, 50].argmax()) - expected) <= 1
 
 
 def test_audio_transformer_tokens_are_frame_groups():

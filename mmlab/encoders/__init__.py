@@ -12,7 +12,7 @@ import importlib
 from typing import Any
 
 from mmlab.encoders.attention import CLSTransformer, MultiHeadSelfAttention, TransformerBlock
-from mmlab.encoders.audio import AudioConvEncoder, AudioTransformer, LogMel
+from mmlab.encoders.audio import AudioConvEncoder, AudioTransformer, LogMel, log_mel
 from mmlab.encoders.momentum import MomentumEncoder, ema_update_
 from mmlab.encoders.pretokenize import pretokenize
 from mmlab.encoders.text import (CLS, PAD, UNK, BagOfWordsEncoder, SentenceEncoder, TextTransformer,
@@ -23,7 +23,7 @@ _FROM_HEADS = ("ProjectionHead", "ContrastiveModel", "resolve_pairs")
 
 __all__ = [
     "ConvEncoder", "MLPEncoder", "ResNetEncoder", "ViTEncoder",
-    "LogMel", "AudioConvEncoder", "AudioTransformer",
+    "log_mel", "LogMel", "AudioConvEncoder", "AudioTransformer",
     "Tokenizer", "TextTransformer", "BagOfWordsEncoder", "SentenceEncoder", "PAD", "UNK", "CLS", "pretokenize",
     "MultiHeadSelfAttention", "TransformerBlock", "CLSTransformer",
     "MomentumEncoder", "ema_update_",
