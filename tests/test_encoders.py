@@ -274,7 +274,10 @@ def test_text_transformer_padding_does_not_change_features():
     for L in (10, 16):
         ids, mask = text.tokenizer.encode(TEXTS, max_len=L, padding="max_len")
         torch.testing.assert_close(text(ids), ref, rtol=1e-10, atol=1e-10)
-        torch.testing.assert_close(text(ids, return_attention=True)[0], ref, rtol=1e-10, atol=1e-10)
+        feats, attentions = text(ids, return_attention=True)
+        torch.testing.assert_close(feats, ref, rtol=1e-10, atol=1e-10)
+        # the maps keep the input's width L on every device (no CPU-only trim of padding columns)
+        assert all(a.shape == (len(TEXTS), 2, L, L) for a in attentions)
 
 
 def test_text_transformer_ids_path_embed_hook_and_state():

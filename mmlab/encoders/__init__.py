@@ -15,8 +15,9 @@ from mmlab.encoders.attention import CLSTransformer, MultiHeadSelfAttention, Tra
 from mmlab.encoders.audio import AudioConvEncoder, AudioTransformer, LogMel, log_mel
 from mmlab.encoders.momentum import MomentumEncoder, ema_update_
 from mmlab.encoders.pretokenize import pretokenize
-from mmlab.encoders.text import (CLS, PAD, UNK, BagOfWordsEncoder, SentenceEncoder, TextTransformer,
-                                 Tokenizer)
+from mmlab.encoders.sentence import SentenceEncoder
+from mmlab.encoders.text import BagOfWordsEncoder, TextTransformer
+from mmlab.encoders.tokenizer import CLS, PAD, UNK, Tokenizer
 from mmlab.encoders.vision import ConvEncoder, MLPEncoder, ResNetEncoder, ViTEncoder
 
 _FROM_HEADS = ("ProjectionHead", "ContrastiveModel", "resolve_pairs")
@@ -24,7 +25,8 @@ _FROM_HEADS = ("ProjectionHead", "ContrastiveModel", "resolve_pairs")
 __all__ = [
     "ConvEncoder", "MLPEncoder", "ResNetEncoder", "ViTEncoder",
     "log_mel", "LogMel", "AudioConvEncoder", "AudioTransformer",
-    "Tokenizer", "TextTransformer", "BagOfWordsEncoder", "SentenceEncoder", "PAD", "UNK", "CLS", "pretokenize",
+    "Tokenizer", "TextTransformer", "BagOfWordsEncoder", "SentenceEncoder", "PAD", "UNK", "CLS",
+    "pretokenize",
     "MultiHeadSelfAttention", "TransformerBlock", "CLSTransformer",
     "MomentumEncoder", "ema_update_",
     *_FROM_HEADS,
