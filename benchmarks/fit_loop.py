@@ -118,8 +118,9 @@ def _seconds(fn: Callable[[], object], device: str, reps: int) -> float:
     return best
 
 
-def run(quick: bool, device: str) -> list[dict]:
-    steps, reps = (20, 1) if quick else (300, 3)
+def run(quick: bool, device: str, steps: int | None = None, reps: int | None = None) -> list[dict]:
+    steps = steps or (20 if quick else 300)
+    reps = reps or (1 if quick else 3)
     cases = [("two linear towers, B = 64", lambda: Towers(), _towers_data(2048), 64)]
     digits = load("digits", split="train", seed=0)
     if quick:

@@ -1,4 +1,5 @@
-"""Tests for mmlab.data: the three built-in datasets, the batch format, checksums and previews.
+"""Tests for mmlab.data: the three built-in datasets, the batch format and checksums
+(the previews are tested in test_viz_preview.py).
 
 Every check compares against an independent computation: closed-form areas and centroids of
 the rendered shapes, a NumPy bilinear upsampling of the digits, brute-force mutual information
@@ -518,55 +519,3 @@ def test_xor_bayes_accuracy_limits_and_errors():
         D.bayes_accuracy(0, 0.5)
     with pytest.raises(TypeError, match="`bits`"):
         D.bayes_accuracy(2.0, 0.5)
-
-
-# ---- previews -------------------------------------------------------------------------
-def test_previews(shapes_train):
-    b = shapes_train.batch(torch.arange(6))
-    fig = D.image_grid(b["image"], b["text"], ncols=3)
-    assert fig.layout.title.text and len(fig.data) == 6
-    assert "px" in fig.layout.xaxis4.title.text and "px" in fig.layout.yaxis.title.text
-    spec = D.spectrogram_figure(b["audio"][0])
-    assert spec.layout.xaxis.title.text == "time (s)" and "mel bin" in spec.layout.yaxis.title.text
-    assert spec.data[0].z.shape == (64, 32_000 // 160 + 1)
-    player = D.audio_player(b["audio"][0])
-    assert player.data[:4] == b"RIFF" and int.from_bytes(player.data[24:28], "little") == 16_000
-    with pytest.raises(ValueError, match="captions"):
-        D.image_grid(b["image"], ["one"])
-    assert D.show_batch(b, n=2) is not None
-
-
-def test_log_mel_tone_peaks_at_its_mel_bin():
-    from mmlab.data.preview import log_mel
-
-    rate, f0, n_mels = 16_000, 1000.0, 64
-    wave = torch.sin(2 * math.pi * f0 * torch.arange(rate) / rate)
-    S = log_mel(wave, rate, n_mels)  # (n_mels, frames)
-    mel = lambda f: 2595 * math.log10(1 + f / 700)  # HTK mel scale
-    centres = np.linspace(mel(0), mel(rate / 2), n_mels + 2)[1:-1]
-    expected = int(np.argmin(np.abs(centres - mel(f0))))
-    assert abs(int(S[:, 50].argmax()) - expected) <= 1
-
-
-def test_spectrogram_grid_and_audio_players_show_each_clip():
-    import base64
-    import io
-
-    import soundfile as sf
-
-    from mmlab.data.preview import log_mel
-
-    rate = 16_000
-    t = torch.arange(rate) / rate
-    waves = torch.stack([0.5 * torch.sin(2 * math.pi * f * t) for f in (300.0, 1200.0, 3000.0)])  # (3, T)
-    fig = D.spectrogram_grid(waves, ["low", "mid", "high"], ncols=2)
-    assert len(fig.data) == 3 and [a.text for a in fig.layout.annotations] == ["low", "mid", "high"]
-    assert np.allclose(fig.data[1].z, log_mel(waves[1], rate, 64).numpy())  # each panel is its clip
-    assert len({(tr.zmin, tr.zmax) for tr in fig.data}) == 1  # one colour scale for all panels
-    with pytest.raises(ValueError, match="titles"):
-        D.spectrogram_grid(waves, ["one"])
-    html = D.audio_players(waves[:2], ["a <b>", "b"])
-    assert html.count("<audio") == 2 and "a &lt;b&gt;" in html and "http" not in html
-    payload = html.split("base64,")[1].split('"')[0]
-    back, back_rate = sf.read(io.BytesIO(base64.b64decode(payload)), dtype="float32")
-    assert back_rate == rate and np.abs(back - waves[0].numpy()).max() < 1e-4  # 16-bit WAV of the clip

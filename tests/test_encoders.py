@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,9 @@ from torch import nn
 from mmlab.encoders import (CLS, PAD, UNK, AudioConvEncoder, AudioTransformer, BagOfWordsEncoder, ConvEncoder,
                             LogMel, MLPEncoder, MultiHeadSelfAttention, ResNetEncoder, TextTransformer, Tokenizer,
                             ViTEncoder)
+from mmlab.data import SAMPLE_RATE
+from mmlab.encoders.attention import attend
+from mmlab.encoders.audio import log_mel
 
 TEXTS = ["the digit seven", "a red circle", "a small blue square in the top left", "seven"]
 
@@ -135,6 +139,61 @@ def test_self_attention_matches_torch_multihead_attention():
             torch.testing.assert_close(w, ref_w)
 
 
+def _brute_force_attention(q, k, v, mask=None):
+    """softmax(q_i · k_j / √d) v_j, one query and one key at a time (no matrix products)."""
+    B, H, Tq, d = q.shape
+    out = torch.zeros(B, H, Tq, v.shape[-1], dtype=q.dtype)
+    weights = torch.zeros(B, H, Tq, k.shape[2], dtype=q.dtype)
+    for b in range(B):
+        for h in range(H):
+            for i in range(Tq):
+                keys = [j for j in range(k.shape[2]) if mask is None or bool(mask[b, 0, i, j])]
+                s = torch.stack([(q[b, h, i] * k[b, h, j]).sum() / math.sqrt(d) for j in keys])
+                e = torch.exp(s - s.max())
+                for w, j in zip(e / e.sum(), keys):
+                    weights[b, h, i, j] = w
+                    out[b, h, i] = out[b, h, i] + w * v[b, h, j]
+    return out, weights
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_attend_matches_a_brute_force_softmax_loop(masked):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, n, 4, generator=g, dtype=torch.float64, requires_grad=True)
+               for n in (4, 5, 5))
+    mask = None
+    if masked:  # every query keeps at least one key; query 2 of sample 1 keeps only key 4
+        mask = torch.rand(2, 1, 4, 5, generator=g) > 0.4
+        mask[..., 0] = True
+        mask[1, 0, 2] = torch.tensor([False, False, False, False, True])
+    want, want_w = _brute_force_attention(q, k, v, mask)
+    up = torch.randn(want.shape, generator=g, dtype=torch.float64)  # a random upstream gradient
+    want_grads = torch.autograd.grad((want * up).sum(), (q, k, v))
+    for need_weights in (True, False):
+        out, w = attend(q, k, v, mask, need_weights=need_weights)
+        torch.testing.assert_close(out, want)
+        if need_weights:
+            torch.testing.assert_close(w, want_w)
+            if masked:
+                assert bool((w[~mask.expand_as(w)] == 0).all())  # masked keys get weight exactly 0
+        else:
+            assert w is None  # the fused kernel returns no weights
+        for got, ref in zip(torch.autograd.grad((out * up).sum(), (q, k, v)), want_grads):
+            torch.testing.assert_close(got, ref)
+
+
+def test_attend_explicit_weights_are_in_the_graph_and_dropout_spares_them():
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, 2, 3, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    _, w = attend(q, k, v, need_weights=True)
+    torch.manual_seed(0)
+    out, w_drop = attend(q, k, v, dropout_p=0.5, need_weights=True)
+    torch.testing.assert_close(w_drop, w)  # the returned A is before dropout: rows sum to 1
+    torch.manual_seed(0)
+    kept = F.dropout(w, 0.5)  # the same draw, applied by hand
+    torch.testing.assert_close(out, kept @ v)
+
+
 def _encoders_and_inputs():
     torch.manual_seed(0)
     text = tiny_text()
@@ -215,7 +274,10 @@ def test_text_transformer_padding_does_not_change_features():
     for L in (10, 16):
         ids, mask = text.tokenizer.encode(TEXTS, max_len=L, padding="max_len")
         torch.testing.assert_close(text(ids), ref, rtol=1e-10, atol=1e-10)
-        torch.testing.assert_close(text(ids, return_attention=True)[0], ref, rtol=1e-10, atol=1e-10)
+        feats, attentions = text(ids, return_attention=True)
+        torch.testing.assert_close(feats, ref, rtol=1e-10, atol=1e-10)
+        # the maps keep the input's width L on every device (no CPU-only trim of padding columns)
+        assert all(a.shape == (len(TEXTS), 2, L, L) for a in attentions)
 
 
 def test_text_transformer_ids_path_embed_hook_and_state():
@@ -276,6 +338,30 @@ def test_logmel_matches_torchaudio_per_sample_and_batch():
         torch.testing.assert_close(lm(wave[i:i + 1])[0], ref)
     assert float(batched[2].max() - batched[2].min()) == pytest.approx(80.0)
     assert [name for name, _ in lm.named_buffers()]  # window and filterbank follow .to(device)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_log_mel_function_is_the_module_with_default_buffers(dtype):
+    torch.manual_seed(4)
+    wave = torch.randn(2, 3000, dtype=dtype)
+    lm = LogMel().to(dtype)
+    assert (lm.sample_rate, lm.n_mels) == (SAMPLE_RATE, 40)  # the encoders' settings
+    torch.testing.assert_close(log_mel(wave), lm(wave), rtol=0, atol=0)
+    small = LogMel(n_fft=128, hop_length=64, n_mels=12, top_db=None, f_min=50.0, f_max=6000.0)
+    got = log_mel(wave, n_fft=128, hop_length=64, n_mels=12, top_db=None, f_min=50.0, f_max=6000.0)
+    torch.testing.assert_close(got, small.to(dtype)(wave), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="n_fft"):
+        log_mel(wave[:, :100])
+
+
+def test_log_mel_tone_peaks_at_its_mel_bin():
+    rate, f0, n_mels = 16_000, 1000.0, 64
+    wave = torch.sin(2 * math.pi * f0 * torch.arange(rate) / rate)
+    S = log_mel(wave[None], rate, n_mels=n_mels)[0]  # (n_mels, frames)
+    mel = lambda f: 2595 * math.log10(1 + f / 700)  # HTK mel scale
+    centres = np.linspace(mel(0), mel(rate / 2), n_mels + 2)[1:-1]
+    expected = int(np.argmin(np.abs(centres - mel(f0))))
+    assert abs(int(S[:, 50].argmax()) - expected) <= 1
 
 
 def test_audio_transformer_tokens_are_frame_groups():

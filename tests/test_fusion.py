@@ -459,3 +459,30 @@ def test_fusion_classifier():
         FusionClassifier(SumFusion(DIMS3, OUT), 3)(x, return_attention=True)
     for name in names_for(3):
         assert FusionClassifier(build(name, DIMS3), OUT).double()(x).shape == (4, OUT)
+
+
+@pytest.mark.parametrize("name", OK_WITH_MISSING + ["film", "cross_attention"])
+def test_masked_forward_reads_no_values_where_reads_are_not_cheap(name, monkeypatch):
+    """On a GPU (values_are_cheap False) a masked forward must not read tensor values on the
+    host, and must give the same output as the CPU path, which may read them."""
+    import mmlab.fusion._base as base
+    import mmlab.fusion.attention as attention
+    import mmlab.fusion.late as late
+
+    kw = {"condition": "image"} if name == "film" else {"query": "image"} if name == "cross_attention" else {}
+    op = build(name, DIMS3, **kw)
+    x = feats(DIMS3, 4)
+    cases = [{"audio": torch.tensor([True, False, True, False])}, {"audio": torch.ones(4, dtype=torch.bool)}]
+    want = [op(x, p) for p in cases]
+    for mod in (base, attention, late):
+        monkeypatch.setattr(mod, "values_are_cheap", lambda t: False)
+
+    def host_read(*args, **kwargs):
+        raise AssertionError("a host read of tensor values in a masked fusion forward")
+
+    for method in ("__bool__", "item", "tolist", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, method, host_read)
+    got = [op(x, p) for p in cases]
+    monkeypatch.undo()
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=0)

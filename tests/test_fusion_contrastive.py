@@ -102,6 +102,25 @@ def test_modality_scores_by_brute_force():
         assert float(s[m]) == pytest.approx(total, rel=1e-5)
 
 
+def test_modality_scores_with_present_sum_only_rows_where_the_modality_is_present():
+    model, batch = _model(), _batch()
+    h = model.features(batch)
+    zt = model.embed_target(batch)
+    present = {"image": torch.tensor([True, False, True, False, False, True])}
+    none = {"image": torch.zeros(len(zt), dtype=torch.bool)}
+    s = model.modality_scores(h, zt, present)
+    tau = model.loss.temperature
+    total = 0.0
+    for i in range(len(zt)):  # the image alone (audio zero-filled), rows with an image only
+        if present["image"][i]:
+            z = F.normalize(model.fusion.proj(torch.cat([h["image"][i], torch.zeros_like(h["audio"][i])])),
+                            dim=0)
+            total += torch.softmax(zt @ z / tau, dim=0)[i].item()
+    assert float(s["image"]) == pytest.approx(total, rel=1e-5)
+    assert float(s["audio"]) == pytest.approx(float(model.modality_scores(h, zt)["audio"]), rel=1e-6)
+    assert float(model.modality_scores(h, zt, none)["image"]) == pytest.approx(1e-6)  # no row: the floor
+
+
 def test_ogm_scales_encoder_gradients_by_k():
     base, batch = _model(), _batch()
     ogm = copy.deepcopy(base)

@@ -228,6 +228,7 @@ CASES: list[Case] = [
                   ("patch_size", "image_size"))]),
     Case("encoders.LogMel", _module(lambda: _lazy("mmlab.encoders.LogMel")(), lambda m, wave: m(wave)),
          {"wave": ("B", "T")}, finite=False),
+    Case("encoders.log_mel", _lazy("mmlab.encoders.log_mel"), {"wave": ("B", "T")}, finite=False),
     Case("encoders.AudioConvEncoder", _module(lambda: _lazy("mmlab.encoders.AudioConvEncoder")(out_dim=4, width=4, depth=1),
                                               lambda m, wave: m(wave)), {"wave": ("B", "T")}, finite=False),
     Case("encoders.AudioTransformer", _module(lambda: _lazy("mmlab.encoders.AudioTransformer")(dim=8, depth=1, heads=2, out_dim=4),

@@ -24,7 +24,9 @@ One concept per file:
 
     attention.py             attention_rollout, gradient_attention
     integrated_gradients.py  integrated_gradients, IGResult
-    similarity.py            similarity_attribution, Attribution (patches, pixels, frames, tokens)
+    similarity.py            similarity_attribution (patches, pixels, frames, tokens)
+    towers.py                the per-modality explainers behind it
+    result.py                Attribution, the explanation it returns
     regions.py               attribution_in_box, box_share, upsample_to_image,
                              attribution_in_span, span_share
     sanity.py                randomize_weights, rank_correlation
@@ -35,8 +37,8 @@ Notation as in docs/DESIGN.md: `B` batch, `h` heads, `T` tokens, `A_l` the atten
 
 from mmlab.attribution.attention import HEAD_FUSIONS, attention_rollout, gradient_attention
 from mmlab.attribution.integrated_gradients import IG_METHODS, IGResult, integrated_gradients
-from mmlab.attribution.regions import (attribution_in_box, attribution_in_span, box_share, span_share,
-                                       upsample_to_image)
+from mmlab.attribution.regions import (attribution_in_box, attribution_in_span, box_share,
+                                       span_share, upsample_to_image)
 from mmlab.attribution.sanity import randomize_weights, rank_correlation
 from mmlab.attribution.similarity import (ATTENTION_METHODS, SIMILARITY_METHODS, Attribution,
                                           similarity_attribution)

@@ -7,7 +7,8 @@
 Everything is built in memory at load time; the shipped speech clips are verified against
 `data/manifest.json` (sha256) before use. See docs/DESIGN.md, "The batch format".
 Corruptions for robustness experiments (`gaussian_noise`, `noise_at_snr`, `missing_mask`) live
-in `mmlab.data.corrupt`.
+in `mmlab.data.corrupt`. Previews of a dataset (image grids, audio players, spectrograms) are
+plots, so they live in `mmlab.viz` (`import mmlab.data` does not load plotly).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from mmlab.data.registry import SPLITS, available, load, register
 from mmlab.data.speech import SAMPLE_RATE, VOICES, Voice, load_clips, split_voices
 from mmlab.data.shapes import load_shapes
 from mmlab.data.digits import load_digits_dataset
-from mmlab.data.preview import (audio_player, audio_players, image_grid, show_batch,
-                                spectrogram_figure, spectrogram_grid)
 from mmlab.data.xor import bayes_accuracy, bits_to_int, load_xor, mutual_information, xor_joint
 from mmlab.data.corrupt import gaussian_noise, missing_mask, noise_at_snr
 from mmlab.data.folder import from_folder
@@ -28,7 +27,4 @@ __all__ = ["MultimodalDataset", "collate", "DATA_ROOT", "DataFileError", "data_r
            "read_manifest", "verified_path", "SPLITS", "available", "load", "register",
            "SAMPLE_RATE", "VOICES", "Voice", "load_clips", "split_voices", "load_shapes",
            "load_digits_dataset", "load_xor", "xor_joint", "mutual_information", "bayes_accuracy",
-           "bits_to_int", "gaussian_noise", "noise_at_snr", "missing_mask", "image_grid",
-           "audio_player", "audio_players", "spectrogram_figure", "spectrogram_grid", "show_batch",
-           "from_folder"]
-
+           "bits_to_int", "gaussian_noise", "noise_at_snr", "missing_mask", "from_folder"]

@@ -9,18 +9,20 @@ kept in the autograd graph for attribution. See docs/DESIGN.md.
 from __future__ import annotations
 
 from mmlab.encoders.attention import CLSTransformer, MultiHeadSelfAttention, TransformerBlock
-from mmlab.encoders.audio import AudioConvEncoder, AudioTransformer, LogMel
+from mmlab.encoders.audio import AudioConvEncoder, AudioTransformer, LogMel, log_mel
 from mmlab.encoders.heads import ProjectionHead
 from mmlab.encoders.momentum import MomentumEncoder, ema_update_
 from mmlab.encoders.pretokenize import pretokenize
-from mmlab.encoders.text import (CLS, PAD, UNK, BagOfWordsEncoder, SentenceEncoder, TextTransformer,
-                                 Tokenizer)
+from mmlab.encoders.sentence import SentenceEncoder
+from mmlab.encoders.text import BagOfWordsEncoder, TextTransformer
+from mmlab.encoders.tokenizer import CLS, PAD, UNK, Tokenizer
 from mmlab.encoders.vision import ConvEncoder, MLPEncoder, ResNetEncoder, ViTEncoder
 
 __all__ = [
     "ConvEncoder", "MLPEncoder", "ResNetEncoder", "ViTEncoder",
-    "LogMel", "AudioConvEncoder", "AudioTransformer",
-    "Tokenizer", "TextTransformer", "BagOfWordsEncoder", "SentenceEncoder", "PAD", "UNK", "CLS", "pretokenize",
+    "log_mel", "LogMel", "AudioConvEncoder", "AudioTransformer",
+    "Tokenizer", "TextTransformer", "BagOfWordsEncoder", "SentenceEncoder", "PAD", "UNK", "CLS",
+    "pretokenize",
     "MultiHeadSelfAttention", "TransformerBlock", "CLSTransformer",
     "MomentumEncoder", "ema_update_",
     "ProjectionHead",

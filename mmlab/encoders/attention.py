@@ -1,9 +1,12 @@
-"""A pre-norm transformer block whose attention can be looked at (Vaswani et al., 2017).
+"""Attention, and a pre-norm transformer block whose attention can be looked at (Vaswani 2017).
+
+`attend(q, k, v, mask)` is the one scaled dot-product attention of mmlab: the encoders'
+`MultiHeadSelfAttention` and the fusion operators' `MultiHeadAttention` both call it.
 
 Every transformer encoder in mmlab (`ViTEncoder`, `AudioTransformer`, `TextTransformer`) is a
 sequence of tokens `[CLS, x_1, ..., x_N]` run through the same blocks:
 
-    h = x + MHSA(LN(x)),   out = h + MLP(LN(h)),   A = softmax(Q Kᵀ / √d_head)   (B, heads, T, T)
+    h = x + MHSA(LN(x)),   out = h + MLP(LN(h)),   A = softmax(Q Kᵀ / √d_head)  (B, heads, T, T)
 
 with `T = N + 1` (the CLS token sits at position 0). The feature of the sequence is the final
 CLS token, layer-normed and projected to `out_dim` (Dosovitskiy et al., 2021, "An Image is Worth
@@ -31,8 +34,40 @@ from torch import Tensor, nn
 from mmlab._checks import check_int, check_probability
 
 
+def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0,
+           need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+    """Scaled dot-product attention, the one used by every attention module in mmlab.
+
+        A = softmax(Q Kᵀ / √d_head),   out = A V          (Vaswani et al., 2017, Eq. 1)
+
+    Masked keys get -∞ before the softmax, hence weight 0. `need_weights=False` runs the fused
+    `F.scaled_dot_product_attention` kernel (fast, returns no weights); `need_weights=True`
+    computes `A` explicitly and returns it inside the autograd graph (never detached).
+
+    Args:
+        q: queries (B, heads, Tq, d_head).
+        k: keys (B, heads, Tk, d_head).
+        v: values (B, heads, Tk, d_v).
+        mask: optional bool, broadcastable to (B, heads, Tq, Tk), True where query i may attend
+            to key j. Every query needs at least one allowed key (a row of -∞ gives NaN).
+        dropout_p: dropout on the attention weights (pass 0.0 outside training).
+        need_weights: compute A explicitly and return it.
+    Returns:
+        `(out, A)`: out (B, heads, Tq, d_v); A (B, heads, Tq, Tk) (before dropout) or None.
+    """
+    if not need_weights:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        return out, None  # (B, heads, Tq, d_v)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, heads, Tq, Tk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=-1)  # (B, heads, Tq, Tk), rows sum to 1
+    dropped = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
+    return dropped @ v, weights  # (B, heads, Tq, d_v)
+
+
 class MultiHeadSelfAttention(nn.Module):
-    """Multi-head self-attention with a fused path and an explicit path that returns A.
+    """Multi-head self-attention with fused Q, K, V projections (4·(dim² + dim) parameters).
 
     Args:
         dim: token width (must be divisible by `heads`).
@@ -66,18 +101,10 @@ class MultiHeadSelfAttention(nn.Module):
         B, T, _ = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.heads, self.head_dim)  # (B, T, 3, heads, d_head)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, T, d_head)
-        mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]  # (B, 1, 1, T)
+        mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]
+        # mask: (B, 1, 1, T), broadcast over heads and queries
         p = self.dropout if self.training else 0.0
-        if return_attention:
-            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, heads, T, T)
-            if mask is not None:
-                scores = scores.masked_fill(~mask, float("-inf"))
-            attention = scores.softmax(dim=-1)  # (B, heads, T, T), rows sum to 1
-            weights = F.dropout(attention, p) if p > 0 else attention
-            out = weights @ v  # (B, heads, T, d_head)
-        else:
-            attention = None
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, heads, T, d_head)
+        out, attention = attend(q, k, v, mask, p, return_attention)  # (B, heads, T, d_head)
         out = out.transpose(1, 2).reshape(B, T, self.dim)  # (B, T, dim)
         return self.proj(out), attention
 
@@ -98,7 +125,8 @@ class TransformerBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.attn = MultiHeadSelfAttention(dim, heads, dropout)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim), nn.Dropout(dropout))
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim),
+                                 nn.Dropout(dropout))
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None,
                 return_attention: bool = False) -> tuple[Tensor, Tensor | None]:
@@ -138,7 +166,8 @@ class CLSTransformer(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if add_cls else None
         n_pos = max_tokens + (1 if add_cls else 0)
         self.pos_embedding = nn.Parameter(torch.randn(1, n_pos, dim) * 0.02)
-        self.blocks = nn.ModuleList([TransformerBlock(dim, heads, mlp_ratio, dropout) for _ in range(depth)])
+        self.blocks = nn.ModuleList([TransformerBlock(dim, heads, mlp_ratio, dropout)
+                                     for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, out_dim)
         if self.cls_token is not None:
@@ -158,10 +187,12 @@ class CLSTransformer(nn.Module):
         """
         B, N, D = tokens.shape
         if D != self.dim:
-            raise ValueError(f"`tokens` must have width dim={self.dim}, got shape {tuple(tokens.shape)}.")
+            raise ValueError(f"`tokens` must have width dim={self.dim}, "
+                             f"got shape {tuple(tokens.shape)}.")
         if N > self.max_tokens:
-            raise ValueError(f"the input gives {N} tokens but the model has position embeddings for at most "
-                             f"{self.max_tokens}; shorten the input or build the encoder with a larger maximum.")
+            raise ValueError(f"the input gives {N} tokens but the model has position embeddings "
+                             f"for at most {self.max_tokens}; shorten the input or build the "
+                             "encoder with a larger maximum.")
         if self.add_cls:
             cls = self.cls_token.expand(B, 1, D).to(tokens.dtype)  # (B, 1, dim)
             tokens = torch.cat([cls, tokens], dim=1)  # (B, T, dim), T = N + 1

@@ -19,7 +19,7 @@ from torch import nn
 
 from mmlab._checks import check_int
 from mmlab.data.dataset import MultimodalDataset
-from mmlab.encoders.text import Tokenizer
+from mmlab.encoders.tokenizer import Tokenizer
 
 
 def _tokenizer_of(encoder: Any) -> Tokenizer:
@@ -27,9 +27,10 @@ def _tokenizer_of(encoder: Any) -> Tokenizer:
         return encoder
     tokenizer = getattr(encoder, "tokenizer", None) if isinstance(encoder, nn.Module) else None
     if not isinstance(tokenizer, Tokenizer):
-        raise TypeError(f"`encoder` must be a mmlab Tokenizer or a word-level text encoder with a `tokenizer` "
-                        f"(TextTransformer, BagOfWordsEncoder), got {type(encoder).__name__}; a SentenceEncoder "
-                        "tokenises inside its pretrained model and caches per string instead.")
+        raise TypeError("`encoder` must be a mmlab Tokenizer or a word-level text encoder with a "
+                        "`tokenizer` (TextTransformer, BagOfWordsEncoder), got "
+                        f"{type(encoder).__name__}; a SentenceEncoder tokenises inside its "
+                        "pretrained model and caches per string instead.")
     return tokenizer
 
 
@@ -52,10 +53,11 @@ def pretokenize(dataset: MultimodalDataset, encoder: Any, *, modality: str = "te
         raise TypeError(f"`dataset` must be a MultimodalDataset, got {type(dataset).__name__}.")
     texts = dataset.modalities_data.get(modality)
     if texts is None:
-        raise ValueError(f"`modality={modality!r}` is not in the dataset; it has {list(dataset.modalities_data)}.")
+        raise ValueError(f"`modality={modality!r}` is not in the dataset; it has "
+                         f"{list(dataset.modalities_data)}.")
     if not isinstance(texts, list):
-        raise TypeError(f"`dataset[{modality!r}]` must be a list of str to tokenise, got {type(texts).__name__} "
-                        "(already tokenised?).")
+        raise TypeError(f"`dataset[{modality!r}]` must be a list of str to tokenise, got "
+                        f"{type(texts).__name__} (already tokenised?).")
     tokenizer = _tokenizer_of(encoder)
     if max_len is None:
         max_len = getattr(encoder, "max_len", None)
@@ -63,5 +65,5 @@ def pretokenize(dataset: MultimodalDataset, encoder: Any, *, modality: str = "te
         max_len = check_int("max_len", max_len, minimum=2)
     ids, _ = tokenizer.encode(texts, max_len=max_len)  # (N, L), L = the longest text (≤ max_len)
     modalities = {**dataset.modalities_data, modality: ids}
-    return MultimodalDataset(modalities, label=dataset.label, factors=dataset.factors, present=dataset.present,
-                             classes=dataset.classes, meta=dataset.meta)
+    return MultimodalDataset(modalities, label=dataset.label, factors=dataset.factors,
+                             present=dataset.present, classes=dataset.classes, meta=dataset.meta)

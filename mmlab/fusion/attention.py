@@ -10,14 +10,16 @@ values cannot change the output.
   (h = t_q + MHA(t_q, {t_m}_{m≠q})), as in the cross-modal attention of ViLBERT/LXMERT.
 - CoAttentionFusion (Lu et al. 2019, "ViLBERT"): every modality attends to the others with its
   own projections, u_m = t_m + MHA_m(t_m, {t_k}_{k≠m}), and h = mean of u_m over the present m.
-- TransformerFusion: [CLS; t_1 + e_1; …; t_M + e_M] through pre-LN self-attention blocks with a
-  key padding mask for missing modalities (Vaswani et al. 2017); h = LN(CLS token output).
+- TransformerFusion: [CLS; t_1 + e_1; …; t_M + e_M] through the encoders' pre-LN
+  `TransformerBlock`s with a key padding mask for missing modalities (Vaswani et al. 2017);
+  h = LN(CLS token output).
 
 With one token per modality, a query with a single allowed key puts all its weight on it
 (e.g. M = 2 in cross/co-attention), so the attention pattern only becomes informative for
 M ≥ 3; the operators still learn through the value/output projections.
-With `return_attention=True` the weights are computed explicitly (the fused SDPA kernel
-returns none); otherwise `F.scaled_dot_product_attention` is used.
+Every operator computes attention with `mmlab.encoders.attention.attend`: with
+`return_attention=True` the weights are computed explicitly (the fused SDPA kernel returns
+none); otherwise `F.scaled_dot_product_attention` is used.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlab._checks import check_choice, check_int
+from mmlab._checks import check_choice, check_int, values_are_cheap
+from mmlab.encoders.attention import TransformerBlock, attend
 from mmlab.fusion._base import FusionOperator
 
 
@@ -38,12 +40,16 @@ def _check_heads(dim: int, heads: int) -> int:
     check_int("heads", heads)
     if dim % heads:
         raise ValueError(f"`out_dim` ({dim}) must be divisible by `heads` ({heads}); "
-                         f"try heads={math.gcd(dim, heads)} or out_dim={dim + heads - dim % heads}.")
+                         f"try heads={math.gcd(dim, heads)} or "
+                         f"out_dim={dim + heads - dim % heads}.")
     return heads
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention with separate Q, K, V, O projections (4·(d² + d) parameters).
+    """Multi-head cross-attention with separate Q, K, V, O projections (4·(d² + d) parameters).
+
+    Queries and keys come from different token sets here, so the projections are separate (the
+    encoders' `MultiHeadSelfAttention` fuses them); both call the same `attend`.
 
     Args:
         dim: token width d.
@@ -75,19 +81,12 @@ class MultiHeadAttention(nn.Module):
         v = self.v(xkv).view(b, tk, h, d // h).transpose(1, 2)  # (B, H, Tk, d_h)
         row_ok = None
         if allowed is not None:
-            row_ok = allowed.any(dim=-1)  # (B, Tq)
-            allowed = (allowed | ~row_ok[:, :, None])[:, None]  # (B, 1, Tq, Tk); empty rows: any key, zeroed below
-        weights = None
-        if return_attention:
-            scores = q @ k.transpose(-2, -1) / math.sqrt(d // h)  # (B, H, Tq, Tk)
-            if allowed is not None:
-                scores = scores.masked_fill(~allowed, float("-inf"))
-            weights = scores.softmax(dim=-1)  # (B, H, Tq, Tk)
-            if row_ok is not None:
-                weights = weights * row_ok[:, None, :, None].to(weights.dtype)  # (B, H, Tq, Tk)
-            ctx = weights @ v  # (B, H, Tq, d_h)
-        else:
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (B, H, Tq, d_h)
+            row_ok = allowed.any(dim=-1)  # (B, Tq): the query has at least one allowed key
+            # an empty row may look at any key (no NaN); its output and weights are zeroed below
+            allowed = (allowed | ~row_ok[:, :, None])[:, None]  # (B, 1, Tq, Tk)
+        ctx, weights = attend(q, k, v, allowed, need_weights=return_attention)  # (B, H, Tq, d_h)
+        if weights is not None and row_ok is not None:
+            weights = weights * row_ok[:, None, :, None].to(weights.dtype)  # (B, H, Tq, Tk)
         out = self.o(ctx.transpose(1, 2).reshape(b, tq, d))  # (B, Tq, d)
         if row_ok is not None:
             out = out * row_ok[:, :, None].to(out.dtype)  # (B, Tq, d)
@@ -134,7 +133,8 @@ class CrossAttentionFusion(_TokenFusion):
     """h = t_q + MHA(t_q, {t_m}_{m≠q}): the query modality attends to the others.
 
     Attention weights: (B, H, 1, M − 1), over the context modalities in modality order.
-    The query modality and at least one context modality must be present (ValueError otherwise).
+    The query modality and at least one context modality must be present (ValueError otherwise;
+    the check reads values, so it runs on the CPU only).
     Parameters: Σ_m (D_m + 1)·d + 4·(d² + d).
 
     Args:
@@ -146,9 +146,11 @@ class CrossAttentionFusion(_TokenFusion):
 
     handles_missing = False
 
-    def __init__(self, dims: Mapping[str, int], out_dim: int, query: str | None = None, heads: int = 4) -> None:
+    def __init__(self, dims: Mapping[str, int], out_dim: int, query: str | None = None,
+                 heads: int = 4) -> None:
         super().__init__(dims, out_dim, heads, minimum=2)
-        self.query = self.modalities[0] if query is None else check_choice("query", query, self.modalities)
+        self.query = (self.modalities[0] if query is None
+                      else check_choice("query", query, self.modalities))
         self.context = tuple(m for m in self.modalities if m != self.query)
         self.attn = MultiHeadAttention(out_dim, heads)
 
@@ -159,14 +161,16 @@ class CrossAttentionFusion(_TokenFusion):
         ci = [self.modalities.index(m) for m in self.context]
         allowed = None
         if any_missing:
-            self.require(masks, self.query, "the query modality", "CoAttentionFusion, TransformerFusion or GatedFusion")
+            self.require(masks, self.query, "the query modality",
+                         "CoAttentionFusion, TransformerFusion or GatedFusion")
             ctx_present = torch.stack([masks[m] for m in self.context], dim=1)  # (B, M − 1)
-            none = ~ctx_present.any(dim=1)
-            if bool(none.any()):
-                raise ValueError(f"CrossAttentionFusion needs at least one context modality {list(self.context)} "
-                                 f"for every sample, but all are missing for sample(s) "
-                                 f"{none.nonzero().flatten().tolist()[:10]}. Use CoAttentionFusion, "
-                                 "TransformerFusion or GatedFusion instead, which handle missing modalities.")
+            none = ~ctx_present.any(dim=1)  # (B,)
+            if values_are_cheap(none) and bool(none.any()):  # on a GPU such a row gives h = t_q
+                raise ValueError(
+                    "CrossAttentionFusion needs at least one context modality "
+                    f"{list(self.context)} for every sample, but all are missing for sample(s) "
+                    f"{none.nonzero().flatten().tolist()[:10]}. Use CoAttentionFusion, "
+                    "TransformerFusion or GatedFusion instead, which handle missing modalities.")
             allowed = ctx_present[:, None, :]  # (B, 1, M − 1)
         tq = t[:, qi:qi + 1]  # (B, 1, d)
         out, w = self.attn(tq, t[:, ci], allowed, return_attention)  # (B, 1, d), (B, H, 1, M − 1)
@@ -174,7 +178,7 @@ class CrossAttentionFusion(_TokenFusion):
 
 
 class CoAttentionFusion(_TokenFusion):
-    """u_m = t_m + MHA_m(t_m, {t_k}_{k≠m}); h = mean of u_m over the present modalities (ViLBERT-style).
+    """u_m = t_m + MHA_m(t_m, {t_k}_{k≠m}); h = mean of u_m over the present modalities (ViLBERT).
 
     Attention weights: (B, H, M, M), row m = where modality m looks; the diagonal and missing
     columns are zero; a row with no other present modality is all zero (that u_m = t_m).
@@ -194,7 +198,8 @@ class CoAttentionFusion(_TokenFusion):
         allowed = present[:, None, :] & not_self[None]  # (B, M, M)
         us, ws = [], []
         for i, m in enumerate(self.modalities):
-            out, w = self.attn[m](t[:, i:i + 1], t, allowed[:, i:i + 1], return_attention)  # (B, 1, d)
+            row = allowed[:, i:i + 1]  # (B, 1, M)
+            out, w = self.attn[m](t[:, i:i + 1], t, row, return_attention)  # (B, 1, d)
             us.append(t[:, i] + out[:, 0])  # (B, d)
             ws.append(w)
         u = torch.stack(us, dim=1)  # (B, M, d)
@@ -202,22 +207,6 @@ class CoAttentionFusion(_TokenFusion):
         fused = (u * p).sum(dim=1) / p.sum(dim=1)  # (B, d)
         weights = torch.cat(ws, dim=2) if return_attention else None  # (B, H, M, M)
         return fused, weights
-
-
-class _Block(nn.Module):
-    """Pre-LN transformer block: x + MHA(LN(x)), then x + MLP(LN(x))."""
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: int) -> None:
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = MultiHeadAttention(dim, heads)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
-
-    def forward(self, x: Tensor, allowed: Tensor, return_attention: bool) -> tuple[Tensor, Tensor | None]:
-        y = self.ln1(x)  # (B, T, d)
-        out, w = self.attn(y, y, allowed, return_attention)  # (B, T, d)
-        x = x + out
-        return x + self.mlp(self.ln2(x)), w  # (B, T, d)
 
 
 class TransformerFusion(_TokenFusion):
@@ -244,7 +233,8 @@ class TransformerFusion(_TokenFusion):
         check_int("mlp_ratio", mlp_ratio)
         self.modality_embedding = nn.Parameter(0.02 * torch.randn(len(self.dims), out_dim))
         self.cls = nn.Parameter(0.02 * torch.randn(out_dim))
-        self.blocks = nn.ModuleList(_Block(out_dim, heads, mlp_ratio) for _ in range(depth))
+        self.blocks = nn.ModuleList(TransformerBlock(out_dim, heads, mlp_ratio)
+                                    for _ in range(depth))
         self.norm = nn.LayerNorm(out_dim)
 
     def _attend(self, x: dict[str, Tensor], masks: dict[str, Tensor], any_missing: bool,
@@ -253,10 +243,9 @@ class TransformerFusion(_TokenFusion):
         b = t.shape[0]
         z = torch.cat([self.cls.expand(b, 1, -1), t], dim=1)  # (B, T, d)
         present = torch.stack([masks[m] for m in self.modalities], dim=1)  # (B, M)
-        keys = torch.cat([present.new_ones(b, 1), present], dim=1)  # (B, T)
-        allowed = keys[:, None, :].expand(b, z.shape[1], z.shape[1])  # (B, T, T)
+        keys = torch.cat([present.new_ones(b, 1), present], dim=1)  # (B, T): CLS and present tokens
         weights = []
         for block in self.blocks:
-            z, w = block(z, allowed, return_attention)  # (B, T, d)
+            z, w = block(z, keys, return_attention)  # (B, T, d), (B, H, T, T) or None
             weights.append(w)
         return self.norm(z[:, 0]), (weights if return_attention else None)  # (B, d)

@@ -50,30 +50,35 @@ class FusedContrastiveModel(nn.Module):
     """
 
     def __init__(self, encoders: Mapping[str, nn.Module], fusion: FusionOperator, target: str,
-                 target_head: nn.Module, *, loss: nn.Module | None = None, drop_p: float | Mapping[str, float] = 0.0,
+                 target_head: nn.Module, *, loss: nn.Module | None = None,
+                 drop_p: float | Mapping[str, float] = 0.0,
                  ogm_alpha: float | None = None) -> None:
         super().__init__()
         check_modalities("encoders", encoders)
         if not isinstance(fusion, FusionOperator):
-            raise TypeError(f"`fusion` must be a FusionOperator (e.g. make_fusion('concat', dims, D)), "
+            raise TypeError("`fusion` must be a FusionOperator (e.g. make_fusion('concat', dims, "
+                            "D)), "
                             f"got {type(fusion).__name__}.")
         self.sources = tuple(fusion.modalities)
         missing = [m for m in (*self.sources, target) if m not in encoders]
         if missing:
-            raise ValueError(f"`encoders` lacks {missing}; the fusion's modalities {list(self.sources)} and the "
-                             f"target {target!r} each need an encoder.")
+            raise ValueError(f"`encoders` lacks {missing}; the fusion's modalities "
+                             f"{list(self.sources)} and the target {target!r} each need an "
+                             "encoder.")
         if target in self.sources:
-            raise ValueError(f"`target` {target!r} is also a source of `fusion`; pick a modality outside "
-                             f"{list(self.sources)}.")
+            raise ValueError(f"`target` {target!r} is also a source of `fusion`; pick a modality "
+                             f"outside {list(self.sources)}.")
         if ogm_alpha is not None and len(self.sources) < 2:
-            raise ValueError("`ogm_alpha` balances two or more sources; with one source pass ogm_alpha=None.")
+            raise ValueError("`ogm_alpha` balances two or more sources; with one source pass "
+                             "ogm_alpha=None.")
         self.encoders = nn.ModuleDict({m: encoders[m] for m in (*self.sources, target)})
         self.fusion, self.target, self.target_head = fusion, target, target_head
         self.loss = ClipLoss() if loss is None else loss
         if isinstance(drop_p, Mapping):
             unknown = [m for m in drop_p if m not in self.sources]
             if unknown:
-                raise ValueError(f"`drop_p` has modalities {unknown} that are not sources {list(self.sources)}.")
+                raise ValueError(f"`drop_p` has modalities {unknown} that are not sources "
+                                 f"{list(self.sources)}.")
             self.drop_p = {m: check_probability(f"drop_p[{m!r}]", p) for m, p in drop_p.items()}
         else:
             self.drop_p = check_probability("drop_p", drop_p)
@@ -86,32 +91,33 @@ class FusedContrastiveModel(nn.Module):
 
     def embed_target(self, batch: Mapping[str, Any]) -> Tensor:
         """z_t = normalize(g_t(f_t(batch[target]))): (B, D)."""
-        return l2_normalize(self.target_head(self.encoders[self.target](batch[self.target])), dim=-1)
+        h_t = self.encoders[self.target](batch[self.target])  # (B, D_t)
+        return l2_normalize(self.target_head(h_t), dim=-1)
 
-    def embed_fused(self, batch: Mapping[str, Any], present: Mapping[str, Tensor] | None = None) -> Tensor:
+    def embed_fused(self, batch: Mapping[str, Any],
+                    present: Mapping[str, Tensor] | None = None) -> Tensor:
         """z_S = normalize(fuse({h_m}, present)): (B, D); `present` marks missing sources."""
         return l2_normalize(self.fusion(self.features(batch), present), dim=-1)
 
     @torch.no_grad()
     def modality_scores(self, h: Mapping[str, Tensor], z_t: Tensor,
                         present: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
-        """s_m = Σ_i softmax_j(z^m_i · z_t_j / τ)_{i=j}, z^m fused from modality m alone: m → 0-d."""
+        """s_m = Σ_i softmax_j(z^m_i · z_t_j / τ)_{i=j}, z^m fused from m alone: m → 0-d.
+
+        The sum runs over the rows i where m is present (`present[m]`, default all); with none,
+        s_m = 1e-6. Pure tensor operations: no host read, so it never waits for the GPU.
+        """
         scale = 1.0 / self.loss.temperature if hasattr(self.loss, "temperature") else 1.0
         b = z_t.shape[0]
         out = {}
         for m in self.sources:
-            alone = {n: torch.full((b,), n == m, dtype=torch.bool, device=z_t.device) for n in self.sources}
-            if present is not None and m in present:
-                alone[m] = present[m]
-            rows = alone[m]
-            if not bool(rows.any()):
-                out[m] = torch.tensor(1e-6, device=z_t.device)
-                continue
-            zm = l2_normalize(self.fusion({n: v[rows] for n, v in h.items()},
-                                          {n: a[rows] for n, a in alone.items()}), dim=-1)  # (B', D)
-            p = torch.softmax(scale * zm @ z_t.T, dim=1)  # (B', B)
-            idx = rows.nonzero().flatten()
-            out[m] = p[torch.arange(len(idx), device=z_t.device), idx].sum().clamp_min(1e-6)
+            alone = {n: torch.full((b,), n == m, dtype=torch.bool, device=z_t.device)
+                     for n in self.sources}  # every row made from modality m only
+            rows = alone[m] if present is None or m not in present else present[m]  # (B,)
+            zm = l2_normalize(self.fusion(h, alone), dim=-1)  # (B, D)
+            p = torch.softmax(scale * zm @ z_t.T, dim=1)  # (B, B)
+            hits = torch.where(rows, p.diagonal(), torch.zeros((), dtype=p.dtype, device=p.device))
+            out[m] = hits.sum().clamp_min(1e-6)  # rows where m is absent count 0
         return out
 
     def forward(self, batch: Mapping[str, Any]) -> LossOutput:
@@ -124,7 +130,8 @@ class FusedContrastiveModel(nn.Module):
             The loss's `LossOutput` (loss, logits (B, B), terms).
         """
         h = self.features(batch)
-        present = {m: p for m, p in (batch.get("present") or {}).items() if m in self.sources} or None
+        given = batch.get("present") or {}
+        present = {m: p for m, p in given.items() if m in self.sources} or None
         if self.training and isinstance(self.drop_p, dict):
             h, present = _drop_some(h, self.drop_p, present)
         elif self.training and self.drop_p > 0:
@@ -138,14 +145,17 @@ class FusedContrastiveModel(nn.Module):
         return self.loss(z_s, z_t)
 
 
-def _drop_some(h: dict[str, Tensor], rates: Mapping[str, float], present: Mapping[str, Tensor] | None,
+def _drop_some(h: dict[str, Tensor], rates: Mapping[str, float],
+               present: Mapping[str, Tensor] | None,
                ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Drop source m of each row with its own probability rates[m]; rows left empty keep every source."""
+    """Drop source m of each row with its own probability rates[m]; rows left empty keep every
+    source."""
     b = next(iter(h.values())).shape[0]
     device = next(iter(h.values())).device
     old = {m: (present or {}).get(m, torch.ones(b, dtype=torch.bool, device=device)) for m in h}
     keep = {m: old[m] & (torch.rand(b, device=device) >= rates.get(m, 0.0)) for m in h}  # each (B,)
     empty = ~torch.stack(list(keep.values()), dim=1).any(dim=1)  # (B,)
     keep = {m: k | (empty & old[m]) for m, k in keep.items()}
-    out = {m: torch.where(keep[m][:, None], v, torch.zeros((), dtype=v.dtype, device=device)) for m, v in h.items()}
+    zero = {m: torch.zeros((), dtype=v.dtype, device=device) for m, v in h.items()}
+    out = {m: torch.where(keep[m][:, None], v, zero[m]) for m, v in h.items()}
     return out, keep

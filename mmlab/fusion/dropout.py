@@ -15,11 +15,12 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from mmlab._checks import check_embeddings, check_modalities, check_probability
+from mmlab._checks import check_embeddings, check_modalities, check_probability, values_are_cheap
 
 
-def modality_dropout(features: Mapping[str, Tensor], p: float, *, generator: torch.Generator | None = None,
-                     training: bool = True, present: Mapping[str, Tensor] | None = None,
+def modality_dropout(features: Mapping[str, Tensor], p: float, *,
+                     generator: torch.Generator | None = None, training: bool = True,
+                     present: Mapping[str, Tensor] | None = None,
                      ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Drop each modality per sample with probability p, never all modalities of one sample.
 
@@ -44,7 +45,8 @@ def modality_dropout(features: Mapping[str, Tensor], p: float, *, generator: tor
     for m, x in zip(names, xs):
         if x.shape[0] != b:
             raise ValueError(f"every modality in `features` must have the same batch size B; "
-                             f"`features[{names[0]!r}]` has {b} rows but `features[{m!r}]` has {x.shape[0]}.")
+                             f"`features[{names[0]!r}]` has {b} rows but `features[{m!r}]` has "
+                             f"{x.shape[0]}.")
     old = torch.ones(b, len(names), dtype=torch.bool, device=device)  # (B, M)
     if present is not None:
         check_modalities("present", present)
@@ -53,10 +55,12 @@ def modality_dropout(features: Mapping[str, Tensor], p: float, *, generator: tor
                 pm = present[m]
                 if not isinstance(pm, Tensor) or pm.dtype != torch.bool or pm.shape != (b,):
                     raise ValueError(f"`present[{m!r}]` must be a bool tensor of shape ({b},), got "
-                                     f"{getattr(pm, 'dtype', type(pm).__name__)} {getattr(pm, 'shape', '')}.")
+                                     f"{getattr(pm, 'dtype', type(pm).__name__)} "
+                                     f"{getattr(pm, 'shape', '')}.")
                 old[:, i] = pm.to(device)
-        if not bool(old.any(dim=1).all()):
-            raise ValueError("`present` marks every modality missing for some sample; drop those rows first.")
+        if values_are_cheap(old) and not bool(old.any(dim=1).all()):  # CPU only: no sync
+            raise ValueError("`present` marks every modality missing for some sample; drop those "
+                             "rows first.")
     if not training or p == 0:
         keep = old
     else:
@@ -66,7 +70,8 @@ def modality_dropout(features: Mapping[str, Tensor], p: float, *, generator: tor
         none = ~keep.any(dim=1)  # (B,)
         scores = torch.rand(b, len(names), generator=generator, device=gdev).to(device)  # (B, M)
         scores = scores.masked_fill(~old, -1.0)  # only originally present modalities can be rescued
-        rescue = torch.zeros_like(keep).scatter_(1, scores.argmax(dim=1, keepdim=True), True)  # (B, M)
+        best = scores.argmax(dim=1, keepdim=True)  # (B, 1)
+        rescue = torch.zeros_like(keep).scatter_(1, best, True)  # (B, M)
         keep = keep | (rescue & none[:, None])  # (B, M)
     out = {m: torch.where(keep[:, i, None], x, torch.zeros((), dtype=x.dtype, device=device))
            for i, (m, x) in enumerate(zip(names, xs))}

@@ -4,10 +4,10 @@
 presence p_m ∈ {0, 1}: logits = Σ_m p_m α_m ℓ_m / Σ_m p_m α_m.
 We average logits (not probabilities), so the output stays a logit that goes straight into
 cross-entropy; the softmax of the averaged logits is the normalised weighted geometric mean of
-the per-modality softmaxes (a product of experts). A missing modality drops out and the weights of the present
-ones are renormalised. α is uniform (`weights=None`), fixed (a dict or a sequence in modality
-order), or learned as α = softmax(θ) (`weights="learnable"`). See Baltrušaitis et al. 2019,
-"Multimodal Machine Learning: A Survey and Taxonomy", for early vs. late fusion.
+the per-modality softmaxes (a product of experts). A missing modality drops out and the weights
+of the present ones are renormalised. α is uniform (`weights=None`), fixed (a dict or a sequence
+in modality order), or learned as α = softmax(θ) (`weights="learnable"`). See Baltrušaitis et
+al. 2019, "Multimodal Machine Learning: A Survey and Taxonomy", for early vs. late fusion.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from mmlab._checks import check_int
+from mmlab._checks import check_int, values_are_cheap
 from mmlab.fusion._base import FusionOperator
 
 
@@ -39,13 +39,14 @@ class LateFusion(FusionOperator):
                  weights: None | str | Mapping[str, float] | Sequence[float] = None) -> None:
         super().__init__(dims)
         self.out_dim = self.num_classes = check_int("num_classes", num_classes)
-        self.classifiers = nn.ModuleDict({m: nn.Linear(d, num_classes) for m, d in self.dims.items()})
+        self.classifiers = nn.ModuleDict({m: nn.Linear(d, num_classes)
+                                          for m, d in self.dims.items()})
         n = len(self.modalities)
         self.learnable = isinstance(weights, str)
         if self.learnable:
             if weights != "learnable":
-                raise ValueError(f"`weights` must be None, 'learnable', a dict or a sequence of numbers; "
-                                 f"got {weights!r}.")
+                raise ValueError("`weights` must be None, 'learnable', a dict or a sequence of "
+                                 f"numbers; got {weights!r}.")
             self.theta = nn.Parameter(torch.zeros(n))
         else:
             self.register_buffer("fixed_alpha", self._fixed(weights, n))
@@ -55,18 +56,22 @@ class LateFusion(FusionOperator):
             return torch.full((n,), 1.0 / n)
         if isinstance(weights, Mapping):
             if set(weights) != set(self.modalities):
-                raise ValueError(f"`weights` must give one weight per modality {list(self.modalities)}, "
+                raise ValueError("`weights` must give one weight per modality "
+                                 f"{list(self.modalities)}, "
                                  f"got keys {list(weights)}.")
             values = [weights[m] for m in self.modalities]
         elif isinstance(weights, Sequence):
             values = list(weights)
             if len(values) != n:
-                raise ValueError(f"`weights` must have one weight per modality (M={n}, {list(self.modalities)}), "
+                raise ValueError("`weights` must have one weight per modality "
+                                 f"(M={n}, {list(self.modalities)}), "
                                  f"got {len(values)}.")
         else:
-            raise TypeError(f"`weights` must be None, 'learnable', a dict or a sequence; got {type(weights).__name__}.")
+            raise TypeError("`weights` must be None, 'learnable', a dict or a sequence; "
+                            f"got {type(weights).__name__}.")
         for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                    or v < 0):
                 raise ValueError(f"`weights` must be finite numbers ≥ 0, got {values}.")
         if sum(values) <= 0:
             raise ValueError(f"`weights` must not all be zero, got {values}.")
@@ -91,8 +96,8 @@ class LateFusion(FusionOperator):
             w = alpha[i] * masks[m].to(dtype)[:, None]  # (B, 1)
             num = num + w * self.classifiers[m](x[m])  # (B, C)
             den = den + w  # (B, 1)
-        if any_missing and bool((den <= 0).any()):
+        if any_missing and values_are_cheap(den) and bool((den <= 0).any()):  # CPU only
             rows = (den[:, 0] <= 0).nonzero().flatten().tolist()[:10]
-            raise ValueError(f"LateFusion: sample(s) {rows} have only modalities whose weight α is 0 present; "
-                             "give those modalities a weight > 0.")
+            raise ValueError(f"LateFusion: sample(s) {rows} have only modalities whose weight α "
+                             "is 0 present; give those modalities a weight > 0.")
         return num / den  # (B, C)

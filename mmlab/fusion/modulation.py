@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
-from mmlab._checks import check_modalities
+from mmlab._checks import check_modalities, values_are_cheap
 
 __all__ = ["ogm_ge_coefficients", "scale_gradient", "modulate_gradients_"]
 
@@ -45,10 +45,11 @@ def ogm_ge_coefficients(scores: Mapping[str, Tensor | float], alpha: float) -> d
     if len(scores) < 2:
         raise ValueError(f"`scores` needs at least 2 modalities to compare, got {list(scores)}.")
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha < 0:
-        raise ValueError(f"`alpha` must be a number ≥ 0 (0 turns the modulation off), got {alpha!r}.")
+        raise ValueError(f"`alpha` must be a number ≥ 0 (0 turns the modulation off), "
+                         f"got {alpha!r}.")
     s = {m: torch.as_tensor(v, dtype=torch.float32).detach() for m, v in scores.items()}
     for m, v in s.items():
-        if v.numel() != 1 or not bool(v > 0):
+        if v.numel() != 1 or (values_are_cheap(v) and not bool(v > 0)):  # no sync on a GPU
             raise ValueError(f"`scores[{m!r}]` must be one positive number, got {v}.")
     out = {}
     for m, v in s.items():
@@ -91,7 +92,7 @@ def scale_gradient(x: Tensor, k: Tensor | float) -> Tensor:
 @torch.no_grad()
 def modulate_gradients_(params: Iterable[nn.Parameter], k: Tensor | float, *, noise: bool = True,
                         generator: torch.Generator | None = None) -> None:
-    """OGM-GE on stored gradients, in place: g ← k · g + N(0, std(g)²) (the noise only with `noise`).
+    """OGM-GE on stored gradients, in place: g ← k·g + N(0, std(g)²) (noise only with `noise`).
 
     Call between `loss.backward()` and `optimizer.step()`, once per modality's encoder.
 
@@ -101,14 +102,16 @@ def modulate_gradients_(params: Iterable[nn.Parameter], k: Tensor | float, *, no
         noise: add the GE term, Gaussian noise with the standard deviation of each gradient.
         generator: optional torch.Generator for the noise.
     """
-    k = float(k)
     for p in params:
         if p.grad is None:
             continue
         g = p.grad
-        g.mul_(k)
+        kg = torch.as_tensor(k, dtype=g.dtype, device=g.device)  # a tensor: no host read of k
+        g.mul_(kg)
         if noise and g.numel() > 1:
-            std = g.std() / k if k > 0 else g.std()  # the std of the gradient before scaling
-            eps = torch.randn(g.shape, generator=generator, device=g.device if generator is None else
-                              generator.device, dtype=g.dtype).to(g.device)
+            std = g.std()
+            std = torch.where(kg > 0, std / kg, std)  # the std of the gradient before scaling
+            where = g.device if generator is None else generator.device
+            eps = torch.randn(g.shape, generator=generator, device=where, dtype=g.dtype)
+            eps = eps.to(g.device)
             g.add_(eps * std)

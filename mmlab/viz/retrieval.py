@@ -21,6 +21,7 @@ from torch import Tensor
 
 from mmlab._checks import check_int
 from mmlab.viz._widgets import LiveFigure
+from mmlab.viz.overlays import image_overlay, spectrogram_overlay, token_overlay
 
 ENCODE_BATCH = 256
 THUMB_PX = 96
@@ -46,9 +47,11 @@ def encode_dataset(model: Any, dataset: Any, batch_size: int = ENCODE_BATCH) -> 
         chunks: dict[str, list[Tensor]] = {}
         for start in range(0, len(dataset), batch_size):
             idx = torch.arange(start, min(start + batch_size, len(dataset)))
-            batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in dataset.batch(idx).items()}
+            batch = {k: v.to(device) if isinstance(v, Tensor) else v
+                     for k, v in dataset.batch(idx).items()}
             for m, z in model.encode(batch).items():
-                chunks.setdefault(m, []).append(torch.nn.functional.normalize(z.float(), dim=-1).cpu())
+                z = torch.nn.functional.normalize(z.float(), dim=-1)  # (b, D)
+                chunks.setdefault(m, []).append(z.cpu())
     finally:
         if was_training and hasattr(model, "train"):
             model.train()
@@ -85,25 +88,29 @@ class RetrievalApp(widgets.VBox):
             modalities = [m for m in getattr(dataset, "modalities", encoded) if m in encoded]
         self.embeddings = {m: z for m, z in encoded.items() if m in modalities}
         if len(modalities) < 2:
-            raise ValueError(f"retrieval needs at least two encoded modalities, got {list(modalities)} "
-                             f"(the model encodes {sorted(encoded)}).")
+            raise ValueError("retrieval needs at least two encoded modalities, got "
+                             f"{list(modalities)} (the model encodes {sorted(encoded)}).")
         missing = [m for m in modalities if m not in self.embeddings]
         if missing:
             raise ValueError(f"`modalities` {missing} are not encoded by the model (it returns "
                              f"{sorted(self.embeddings)}); pick among those.")
         self.modalities = list(modalities)
         n = len(dataset)
-        self.modality = widgets.Dropdown(options=self.modalities, value=self.modalities[0], description="query")
-        self.index = widgets.IntSlider(value=0, min=0, max=n - 1, description="index", continuous_update=False)
+        self.modality = widgets.Dropdown(options=self.modalities, value=self.modalities[0],
+                                         description="query")
+        self.index = widgets.IntSlider(value=0, min=0, max=n - 1, description="index",
+                                       continuous_update=False)
         self.explain = widgets.Checkbox(value=False, description="attribution overlays (slower)")
         self.results_box = widgets.VBox()
-        super().__init__([widgets.HBox([self.modality, self.index, self.explain]), self.results_box])
+        controls = widgets.HBox([self.modality, self.index, self.explain])
+        super().__init__([controls, self.results_box])
         for w in (self.modality, self.index, self.explain):
             w.observe(lambda ch: self.update(), names="value")
         self.update()
 
     def results(self, modality: str, index: int) -> dict[str, list[tuple[int, float]]]:
-        """Top-k (candidate index, cosine) in every other modality for query `index` of `modality`."""
+        """Top-k (candidate index, cosine) in every other modality for query `index` of
+        `modality`."""
         q = self.embeddings[modality][index]  # (D,)
         out = {}
         for m in self.modalities:
@@ -118,36 +125,39 @@ class RetrievalApp(widgets.VBox):
         value = self.dataset.batch(torch.tensor([j]))[m]
         item = value[0]
         if isinstance(item, str):
-            return widgets.HTML(f"<div style='max-width:{2 * THUMB_PX}px'>{html.escape(item)}</div>")
+            return widgets.HTML(f"<div style='max-width:{2 * THUMB_PX}px'>"
+                                f"{html.escape(item)}</div>")
         if isinstance(item, Tensor) and item.ndim == 3:
             return widgets.Image(value=_png(item), format="png", width=THUMB_PX, height=THUMB_PX)
         if isinstance(item, Tensor) and item.ndim == 1 and m == "audio":
             from mmlab.data import SAMPLE_RATE
-            from mmlab.data.preview import wav_bytes
+            from mmlab.viz.preview import wav_bytes
 
-            return widgets.Audio(value=wav_bytes(item, SAMPLE_RATE), format="wav", autoplay=False, loop=False)
+            return widgets.Audio(value=wav_bytes(item, SAMPLE_RATE), format="wav",
+                                 autoplay=False, loop=False)
         if isinstance(item, Tensor):
             text = np.array2string(item.detach().cpu().numpy(), precision=2, threshold=16)
             return widgets.HTML(f"<code>{html.escape(text)}</code>")
         return widgets.HTML(html.escape(repr(item)))
 
     def _overlay(self, m: str, j: int, query_m: str, i: int) -> widgets.Widget:
-        """Attribution of candidate j (modality m) for its similarity to query i, or a note why not."""
+        """Attribution of candidate j (modality m) for its similarity to query i, or a note why
+        not."""
         try:
             from mmlab.attribution import similarity_attribution
-            from mmlab.viz import overlays
 
             batch = self.dataset.batch(torch.tensor([j, i]))
             att = similarity_attribution(self.model, batch, 0, 1, m, other=query_m)
             if att.kind == "tokens":
-                return widgets.HTML(overlays.token_overlay(att.tokens, att.scores))
+                return widgets.HTML(token_overlay(att.tokens, att.scores))
             if m == "image":
-                fig = overlays.image_overlay(batch[m][0], att.scores)
+                fig = image_overlay(batch[m][0], att.scores)
             else:
                 enc = self.model.encoders[m]
                 spec = enc.logmel(batch[m][:1].to(next(enc.parameters()).device))[0].cpu()
-                fig = overlays.spectrogram_overlay(spec, att.scores)
-            fig.update_layout(width=2 * THUMB_PX + 80, height=2 * THUMB_PX + 40, margin=dict(l=0, r=0, t=30, b=0))
+                fig = spectrogram_overlay(spec, att.scores)
+            fig.update_layout(width=2 * THUMB_PX + 80, height=2 * THUMB_PX + 40,
+                              margin=dict(l=0, r=0, t=30, b=0))
             return LiveFigure(fig).widget
         except Exception as err:  # the app must work without attribution support
             return widgets.HTML(f"<small>no attribution: {html.escape(type(err).__name__)}: "
@@ -161,7 +171,8 @@ class RetrievalApp(widgets.VBox):
         for m, hits in self.results(qm, i).items():
             cards = []
             for rank, (j, s) in enumerate(hits, 1):
-                parts = [widgets.HTML(f"<small>{rank}. #{j} · cos = {s:.3f}</small>"), self._render(m, j)]
+                parts = [widgets.HTML(f"<small>{rank}. #{j} · cos = {s:.3f}</small>"),
+                         self._render(m, j)]
                 if self.explain.value:
                     parts.append(self._overlay(m, j, qm, i))
                 cards.append(widgets.VBox(parts, layout=widgets.Layout(margin="0 8px 0 0")))
@@ -169,7 +180,8 @@ class RetrievalApp(widgets.VBox):
         self.results_box.children = rows
 
 
-def retrieval_app(model: Any, dataset: Any, k: int = 5, modalities: Sequence[str] | None = None) -> RetrievalApp:
+def retrieval_app(model: Any, dataset: Any, k: int = 5,
+                  modalities: Sequence[str] | None = None) -> RetrievalApp:
     """An interactive cross-modal retrieval browser.
 
     Args:
@@ -181,15 +193,18 @@ def retrieval_app(model: Any, dataset: Any, k: int = 5, modalities: Sequence[str
         A `RetrievalApp` widget (`.results(modality, index)` gives the ranked lists).
     """
     if not callable(getattr(model, "encode", None)):
-        raise TypeError(f"`model` must have an `encode(batch)` method (a ContrastiveModel), got {type(model).__name__}.")
+        raise TypeError("`model` must have an `encode(batch)` method (a ContrastiveModel), "
+                        f"got {type(model).__name__}.")
     if not callable(getattr(dataset, "batch", None)) or not hasattr(dataset, "__len__"):
-        raise TypeError(f"`dataset` must be a MultimodalDataset (with `batch(idx)` and `len`), got {type(dataset).__name__}.")
+        raise TypeError("`dataset` must be a MultimodalDataset (with `batch(idx)` and `len`), "
+                        f"got {type(dataset).__name__}.")
     if len(dataset) == 0:
         raise ValueError("`dataset` is empty.")
     check_int("k", k)
     ds_mods = list(getattr(dataset, "modalities", ()))
     if modalities is not None:
         if isinstance(modalities, str) or not all(m in ds_mods for m in modalities):
-            raise ValueError(f"`modalities` must be a list of dataset modalities {ds_mods}, got {modalities!r}.")
+            raise ValueError(f"`modalities` must be a list of dataset modalities {ds_mods}, "
+                             f"got {modalities!r}.")
         modalities = list(modalities)
     return RetrievalApp(model, dataset, k, modalities)

@@ -1,8 +1,9 @@
 """Quick looks at a dataset for notebook 00: image grids, audio players, log-mel spectrograms.
 
-The spectrogram is the same log-mel representation audio encoders compute inside
-(Davis & Mermelstein, 1980): |STFT|² (25 ms Hann window, 10 ms hop) → mel filter bank →
-10·log10(· + 1e-10) dB.
+The spectrograms are computed by `mmlab.encoders.audio.log_mel` with the encoders' settings
+(Davis & Mermelstein, 1980): |STFT|² (25 ms Hann window, 10 ms hop at 16 kHz) → 40 mel bands →
+10·log10(max(·, 1e-10)) dB, floored 80 dB below each clip's maximum. So a preview shows exactly
+the matrix `LogMel` hands an audio encoder.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from plotly.subplots import make_subplots
 from torch import Tensor
 
 from mmlab._checks import check_int, check_positive, check_tensor
-from mmlab.data.speech import SAMPLE_RATE
+from mmlab.data import SAMPLE_RATE
+from mmlab.encoders.audio import HOP_LENGTH, N_MELS, log_mel
 
 
 def _wrap(text: str, width: int = 22) -> str:
@@ -41,11 +43,13 @@ def image_grid(images: Tensor, captions: list[str] | None = None, ncols: int = 8
     if images.ndim == 3:
         images = images[:, None].expand(-1, 3, -1, -1)
     if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"`images` must have shape (B, 3, H, W) or (B, H, W), got {tuple(images.shape)}.")
+        raise ValueError(f"`images` must have shape (B, 3, H, W) or (B, H, W), "
+                         f"got {tuple(images.shape)}.")
     check_int("ncols", ncols)
     B = images.shape[0]
     if captions is not None and len(captions) != B:
-        raise ValueError(f"`captions` has {len(captions)} entries for {B} images; pass one per image.")
+        raise ValueError(f"`captions` has {len(captions)} entries for {B} images; "
+                         "pass one per image.")
     ncols = min(ncols, B)
     nrows = -(-B // ncols)
     titles = [_wrap(c) for c in captions] if captions is not None else None
@@ -72,54 +76,55 @@ def audio_player(wave: Tensor | np.ndarray, rate: int = SAMPLE_RATE) -> Any:
     """An `IPython.display.Audio` player for one waveform `(T,)` at `rate` Hz."""
     from IPython.display import Audio
 
-    x = wave.detach().float().cpu().numpy() if isinstance(wave, Tensor) else np.asarray(wave, np.float32)
+    if isinstance(wave, Tensor):
+        x = wave.detach().float().cpu().numpy()
+    else:
+        x = np.asarray(wave, np.float32)
     if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"`wave` must be one non-empty waveform of shape (T,), got shape {x.shape}.")
+        raise ValueError(f"`wave` must be one non-empty waveform of shape (T,), "
+                         f"got shape {x.shape}.")
     check_int("rate", rate)
     return Audio(data=x, rate=rate)
 
 
-def log_mel(wave: Tensor, rate: int = SAMPLE_RATE, n_mels: int = 64, win_s: float = 0.025,
-            hop_s: float = 0.010) -> Tensor:
-    """Log-mel spectrogram in dB, `(n_mels, frames)`, of one waveform `(T,)`."""
-    import torchaudio.functional as AF
-
-    n_fft = int(round(win_s * rate))
-    hop = int(round(hop_s * rate))
-    spec = torch.stft(wave.float().cpu(), n_fft=n_fft, hop_length=hop, window=torch.hann_window(n_fft),
-                      center=True, return_complex=True).abs().square()  # (n_fft // 2 + 1, frames)
-    fb = AF.melscale_fbanks(n_fft // 2 + 1, 0.0, rate / 2, n_mels, rate)  # (freqs, n_mels)
-    return 10 * torch.log10(fb.T @ spec + 1e-10)  # (n_mels, frames)
+def clip_log_mel(wave: Tensor, rate: int = SAMPLE_RATE, n_mels: int = N_MELS) -> Tensor:
+    """The encoders' log-mel (dB) of one waveform `(T,)`: `(n_mels, frames)`, on the CPU."""
+    return log_mel(wave.detach().float().cpu()[None], rate, n_mels=n_mels)[0]  # (n_mels, frames)
 
 
-def spectrogram_figure(wave: Tensor | np.ndarray, rate: int = SAMPLE_RATE, n_mels: int = 64,
+HOVER_DB = "t %{x:.2f} s, mel bin %{y}: %{z:.1f} dB<extra></extra>"
+
+
+def spectrogram_figure(wave: Tensor | np.ndarray, rate: int = SAMPLE_RATE, n_mels: int = N_MELS,
                        title: str = "Log-mel spectrogram") -> go.Figure:
     """A log-mel spectrogram heatmap (dB) with time in seconds and mel bin on the axes.
+
+    The matrix is `LogMel(rate, n_mels=n_mels)(wave[None])[0]`: what an audio encoder sees.
 
     Args:
         wave: one waveform `(T,)`.
         rate: sample rate in Hz.
-        n_mels: number of mel bins.
+        n_mels: number of mel bins (default: the encoders').
         title: figure title.
     Returns:
         A plotly Figure.
     """
     wave = torch.as_tensor(np.asarray(wave)) if not isinstance(wave, Tensor) else wave
     check_tensor("wave", wave, ndim=1, what="of shape (T,)")
-    check_positive("rate", rate)
-    S = log_mel(wave, int(rate), n_mels)  # (n_mels, frames)
-    hop_s = 0.010
-    t = np.arange(S.shape[1]) * hop_s
+    rate = int(check_positive("rate", rate))
+    S = clip_log_mel(wave, rate, n_mels)  # (n_mels, frames)
+    t = np.arange(S.shape[1]) * HOP_LENGTH / rate  # frame start times (s)
     fig = go.Figure(go.Heatmap(z=S.numpy(), x=t, y=np.arange(n_mels), colorscale="Viridis",
-                               colorbar=dict(title="power (dB)"),
-                               hovertemplate="t %{x:.2f} s, mel bin %{y}: %{z:.1f} dB<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="time (s)", yaxis_title="mel bin (index, low → high frequency)",
+                               colorbar=dict(title="power (dB)"), hovertemplate=HOVER_DB))
+    fig.update_layout(title=title, xaxis_title="time (s)",
+                      yaxis_title="mel bin (index, low → high frequency)",
                       height=300, margin=dict(l=60, r=20, t=50, b=50))
     return fig
 
 
-def spectrogram_grid(waves: Tensor, titles: list[str], rate: int = SAMPLE_RATE, n_mels: int = 64,
-                     ncols: int = 3, title: str = "Log-mel spectrograms") -> go.Figure:
+def spectrogram_grid(waves: Tensor, titles: list[str], rate: int = SAMPLE_RATE,
+                     n_mels: int = N_MELS, ncols: int = 3,
+                     title: str = "Log-mel spectrograms") -> go.Figure:
     """Log-mel spectrograms (dB) of several clips side by side, on one shared colour scale.
 
     Args:
@@ -133,21 +138,22 @@ def spectrogram_grid(waves: Tensor, titles: list[str], rate: int = SAMPLE_RATE, 
         A plotly Figure; hovering shows time, mel bin and power.
     """
     check_tensor("waves", waves, ndim=2, what="of shape (B, T) (a batch of mono waveforms)")
-    check_positive("rate", rate)
+    rate = int(check_positive("rate", rate))
     check_int("ncols", ncols)
     if len(titles) != waves.shape[0]:
-        raise ValueError(f"`titles` has {len(titles)} entries for {waves.shape[0]} waveforms; pass one per clip.")
-    specs = [log_mel(w, int(rate), n_mels).numpy() for w in waves]  # B × (n_mels, frames)
+        raise ValueError(f"`titles` has {len(titles)} entries for {waves.shape[0]} waveforms; "
+                         "pass one per clip.")
+    specs = [clip_log_mel(w, rate, n_mels).numpy() for w in waves]  # B × (n_mels, frames)
     lo, hi = min(float(S.min()) for S in specs), max(float(S.max()) for S in specs)
     ncols = min(ncols, len(specs))
     nrows = -(-len(specs) // ncols)
     fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=titles, horizontal_spacing=0.04,
                         vertical_spacing=0.25 / nrows)
     for k, S in enumerate(specs):
-        t = np.arange(S.shape[1]) * 0.010  # log_mel's 10 ms hop
-        fig.add_trace(go.Heatmap(z=S, x=t, y=np.arange(n_mels), zmin=lo, zmax=hi, colorscale="Viridis",
-                                 showscale=k == 0, colorbar=dict(title="power (dB)"),
-                                 hovertemplate="t %{x:.2f} s, mel bin %{y}: %{z:.1f} dB<extra></extra>"),
+        t = np.arange(S.shape[1]) * HOP_LENGTH / rate  # frame start times (s)
+        fig.add_trace(go.Heatmap(z=S, x=t, y=np.arange(n_mels), zmin=lo, zmax=hi,
+                                 colorscale="Viridis", showscale=k == 0,
+                                 colorbar=dict(title="power (dB)"), hovertemplate=HOVER_DB),
                       row=k // ncols + 1, col=k % ncols + 1)
     for c in range(1, ncols + 1):
         fig.update_xaxes(title_text="time (s)", row=nrows, col=c)
@@ -169,18 +175,22 @@ def wav_bytes(wave: Tensor, rate: int = SAMPLE_RATE) -> bytes:
 
 
 def audio_players(waves: Tensor, labels: list[str], rate: int = SAMPLE_RATE) -> str:
-    """HTML: one labelled `<audio>` player per waveform of `(B, T)`, embedded as WAV (no files, no network)."""
+    """HTML: one labelled `<audio>` player per waveform of `(B, T)`, embedded as WAV (no files,
+    no network)."""
     import base64
 
     check_tensor("waves", waves, ndim=2, what="of shape (B, T) (a batch of mono waveforms)")
     check_int("rate", rate)
     if len(labels) != waves.shape[0]:
-        raise ValueError(f"`labels` has {len(labels)} entries for {waves.shape[0]} waveforms; pass one per clip.")
+        raise ValueError(f"`labels` has {len(labels)} entries for {waves.shape[0]} waveforms; "
+                         "pass one per clip.")
     cells = []
     for wave, label in zip(waves, labels):
         data = base64.b64encode(wav_bytes(wave, rate)).decode("ascii")
-        cells.append(f'<div style="display:inline-block;margin:4px 12px 4px 0"><b>{html.escape(label)}</b><br>'
-                     f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio></div>')
+        cells.append('<div style="display:inline-block;margin:4px 12px 4px 0">'
+                     f'<b>{html.escape(label)}</b><br>'
+                     f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio>'
+                     '</div>')
     return "".join(cells)
 
 
@@ -198,18 +208,24 @@ def show_batch(batch: dict[str, Any], n: int = 8, rate: int = SAMPLE_RATE) -> go
 
     check_int("n", n)
     if "index" not in batch:
-        raise ValueError(f"`batch` must be a batch dict with an 'index' entry; got keys {sorted(batch)}.")
+        raise ValueError(f"`batch` must be a batch dict with an 'index' entry; "
+                         f"got keys {sorted(batch)}.")
     m = min(n, len(batch["index"]))
     text = batch.get("text")
     fig = None
     if "image" in batch:
-        captions = list(text[:m]) if text is not None else [f"#{int(i)}" for i in batch["index"][:m]]
-        fig = image_grid(batch["image"][:m], captions, ncols=min(m, 8), title=f"First {m} samples of the batch")
+        if text is not None:
+            captions = list(text[:m])
+        else:
+            captions = [f"#{int(i)}" for i in batch["index"][:m]]
+        fig = image_grid(batch["image"][:m], captions, ncols=min(m, 8),
+                         title=f"First {m} samples of the batch")
         display(fig)
     if "audio" in batch:
         for k in range(m):
             label = text[k] if text is not None else f"sample {int(batch['index'][k])}"
-            display(HTML(f"<b>#{int(batch['index'][k])}</b> {label}"), audio_player(batch["audio"][k], rate))
+            display(HTML(f"<b>#{int(batch['index'][k])}</b> {label}"),
+                    audio_player(batch["audio"][k], rate))
     if "image" not in batch and "audio" not in batch:
         rows = []
         for k in range(m):
