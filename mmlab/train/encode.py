@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlab.utils import is_dataset, model_device, move_to
+from mmlab.utils import model_device, move_to
 
 __all__ = ["encode_dataset"]
 
@@ -22,9 +22,10 @@ def encode_dataset(model: nn.Module, data: Any, batch_size: int = 256, *,
     The model's train/eval mode is restored afterwards, even on an error.
 
     Args:
-        model: a module with `encode(batch) -> dict[str, (B, D) Tensor]` (a ContrastiveModel).
-        data: a MultimodalDataset (read in order, `batch_size` rows at a time), one batch dict,
-            or an iterable of batch dicts.
+        model: anything with `encode(batch) -> dict[str, (B, D) Tensor]` (a ContrastiveModel);
+            an nn.Module is put in eval mode and its device receives the batches.
+        data: a dataset (`len` and `batch(idx)`, e.g. a MultimodalDataset: read in order,
+            `batch_size` rows at a time), one batch dict, or an iterable of batch dicts.
         batch_size: rows per forward pass for a dataset.
         normalize: L2-normalise each row (â = a / ‖a‖) after the cast to float32.
         cpu: move the embeddings to the CPU.
@@ -34,15 +35,20 @@ def encode_dataset(model: nn.Module, data: Any, batch_size: int = 256, *,
     if not callable(getattr(model, "encode", None)):
         raise TypeError(f"encode_dataset needs `model.encode(batch) -> dict[str, Tensor]`; "
                         f"{type(model).__name__} has no `encode`.")
-    if is_dataset(data):
-        batches: Iterable[Any] = data.batches(batch_size, shuffle=False)
+    if callable(getattr(data, "batch", None)) and hasattr(data, "__len__"):  # a dataset
+        n = len(data)
+        batches: Iterable[Any] = (data.batch(torch.arange(s, min(s + batch_size, n)))
+                                  for s in range(0, n, batch_size))
     elif isinstance(data, Mapping):
         batches = [data]
     else:
         batches = data
-    device, was_training = model_device(model), model.training
+    is_module = isinstance(model, nn.Module)
+    device = model_device(model) if is_module else torch.device("cpu")
+    was_training = model.training if is_module else False
     parts: dict[str, list[Tensor]] = {}
-    model.eval()
+    if is_module:
+        model.eval()
     try:
         with torch.no_grad():
             for batch in batches:
@@ -50,5 +56,6 @@ def encode_dataset(model: nn.Module, data: Any, batch_size: int = 256, *,
                     z = F.normalize(z.float(), dim=-1) if normalize else z.float()  # (B, D)
                     parts.setdefault(m, []).append(z.cpu() if cpu else z)
     finally:
-        model.train(was_training)
+        if is_module:
+            model.train(was_training)
     return {m: torch.cat(zs) for m, zs in parts.items()}  # each (N, D)

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from mmlab._checks import check_int
+from mmlab.train.encode import encode_dataset as train_encode_dataset
 from mmlab.viz._widgets import LiveFigure
 from mmlab.viz.overlays import image_overlay, spectrogram_overlay, token_overlay
 
@@ -27,9 +28,10 @@ ENCODE_BATCH = 256
 THUMB_PX = 96
 
 
-@torch.no_grad()
 def encode_dataset(model: Any, dataset: Any, batch_size: int = ENCODE_BATCH) -> dict[str, Tensor]:
     """Encode a whole dataset once: modality → (N, D) L2-normalised embeddings on the CPU.
+
+    The loop is `mmlab.train.encode_dataset` (eval mode, no gradients, mode restored).
 
     Args:
         model: anything with `encode(batch) -> dict[str, (B, D) Tensor]` (a ContrastiveModel).
@@ -38,24 +40,7 @@ def encode_dataset(model: Any, dataset: Any, batch_size: int = ENCODE_BATCH) -> 
     Returns:
         dict modality → float32 (N, D) on the CPU, rows in dataset order.
     """
-    params = list(model.parameters()) if hasattr(model, "parameters") else []
-    device = params[0].device if params else torch.device("cpu")
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
-        chunks: dict[str, list[Tensor]] = {}
-        for start in range(0, len(dataset), batch_size):
-            idx = torch.arange(start, min(start + batch_size, len(dataset)))
-            batch = {k: v.to(device) if isinstance(v, Tensor) else v
-                     for k, v in dataset.batch(idx).items()}
-            for m, z in model.encode(batch).items():
-                z = torch.nn.functional.normalize(z.float(), dim=-1)  # (b, D)
-                chunks.setdefault(m, []).append(z.cpu())
-    finally:
-        if was_training and hasattr(model, "train"):
-            model.train()
-    return {m: torch.cat(zs) for m, zs in chunks.items()}
+    return train_encode_dataset(model, dataset, batch_size, normalize=True, cpu=True)
 
 
 def _png(image: Tensor) -> bytes:
