@@ -4,6 +4,8 @@
 # Also: make claims (the course for seeds 0-4, writes CLAIMS.md), make course (execute every
 #       notebook headless into HTML under build/), make bench, make data (rebuild the shipped
 #       speech: espeak-ng clips and FSDD recordings), make clean-venv.
+#       make student / make instructor write the two editions of the course into build/ (see
+#       docs/INSTRUCTORS.md); make test-editions runs both in tiny mode.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +16,8 @@ NB_ENV := MMLAB_TINY=1 PYTHONHASHSEED=0
 
 SEEDS ?= 0 1 2 3 4
 
-.PHONY: setup lab test test-lib test-notebooks claims claims-check course bench bench-deps bench-quick data clean-venv strip
+.PHONY: setup lab test test-lib test-notebooks student instructor test-editions test-student \
+	test-instructor claims claims-check course bench bench-deps bench-quick data clean-venv strip
 
 setup: $(STAMP)
 
@@ -37,9 +40,30 @@ test: setup test-lib test-notebooks
 test-lib: setup
 	$(NB_ENV) $(OFFLINE) $(PY) -m pytest tests -q -ra --durations=15
 
+NBVAL := $(NB_ENV) $(OFFLINE) $(PY) -m pytest --nbval-lax --nbval-current-env -p no:randomly
+
 test-notebooks: setup
-	$(NB_ENV) $(OFFLINE) $(PY) -m pytest --nbval-lax --nbval-current-env -p no:randomly \
-		notebooks/ -q -ra
+	$(NBVAL) notebooks/ -q -ra
+
+# The two editions (scripts/editions.py, standard library only: no set-up needed). The student
+# edition replaces every `### BEGIN SOLUTION` ... `### END SOLUTION` region with a stub.
+student:
+	$(PYTHON) scripts/editions.py student
+
+instructor:
+	$(PYTHON) scripts/editions.py instructor
+
+# Each edition in tiny mode, with its exercise checks strict (MMLAB_EXERCISES, mmlab.exercises):
+# the instructor edition must pass every check; the student edition must run top to bottom with
+# every check "not attempted yet" and every claim holding. (The instructor edition is notebooks/
+# with outputs cleared, so CI runs `MMLAB_EXERCISES=require make test` and test-student only.)
+test-editions: test-instructor test-student
+
+test-instructor: setup instructor
+	MMLAB_EXERCISES=require $(NBVAL) build/instructor/ -q -ra
+
+test-student: setup student
+	MMLAB_EXERCISES=unattempted $(NBVAL) build/student/ -q -ra
 
 # Every claim of the course (mmlab.claims) for each seed in tiny mode: writes CLAIMS.md.
 claims: setup
@@ -53,7 +77,8 @@ claims-check: setup
 # (its renderer would come from a CDN; widgets need a kernel anyway).
 course: setup
 	@rm -rf build/mathjax && mkdir -p build
-	@cp -r "$$($(PY) -c 'import jupyter_server_mathjax, pathlib; print(pathlib.Path(jupyter_server_mathjax.__file__).parent / "static")')" build/mathjax
+	@cp -r "$$($(PY) -c 'import jupyter_server_mathjax as m, pathlib; \
+		print(pathlib.Path(m.__file__).parent / "static")')" build/mathjax
 	MMLAB_HTML_EXPORT=1 $(OFFLINE) $(VENV)/bin/jupyter nbconvert --to html --execute \
 		--ExecutePreprocessor.timeout=1800 \
 		--TemplateExporter.extra_template_basedirs=scripts/nbconvert --template mmlab_offline \

@@ -10,6 +10,8 @@ for _var, _val in {
     "TOKENIZERS_PARALLELISM": "false",
 }.items():
     os.environ.setdefault(_var, _val)
+# Exercise checks only print here (CI sets MMLAB_EXERCISES for the notebooks, not for these tests).
+os.environ.pop("MMLAB_EXERCISES", None)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -7,10 +7,16 @@ notebook's random stream is left as it was), compares values and then gradients 
 reference, and prints one short verdict. A wrong value is compared with the values of typical
 wrong answers (one direction only, τ missing, no L2 normalisation, ...), computed on the same
 input, to name the mistake; nothing is guessed from the learner's source code.
+
+The environment variable `MMLAB_EXERCISES` decides what a check does besides printing (read at
+each call): unset or empty, nothing (a learner); `require`, raise AssertionError unless the
+answer is right (the instructor edition in CI); `unattempted`, raise AssertionError unless it
+is "not attempted yet" (the student edition in CI: no solution survived).
 """
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +28,8 @@ from torch import Tensor
 from mmlab.exercises._compare import GRAD_FLOW, Result, close_grads, compare, grads_of
 
 NOT_ATTEMPTED = "not attempted yet"
+MODE_VARIABLE = "MMLAB_EXERCISES"
+MODES = ("require", "unattempted")  # and unset/empty: only print
 
 
 @dataclass(frozen=True)
@@ -81,12 +89,23 @@ class Exercise:
         """Run `fn` on several random inputs; print a verdict; True only when it is right.
 
         Never raises because of `fn`: an exception, a wrong shape or a wrong type is reported.
-        The global torch random state is the same after the call as before it.
+        The global torch random state is the same after the call as before it. Raises only as
+        `MMLAB_EXERCISES` asks (see the module docstring): AssertionError with the verdict
+        under `require` unless right, under `unattempted` unless "not attempted yet";
+        ValueError for any other value of the variable (checked before `fn` runs).
         """
+        mode = exercise_mode()
         with torch.random.fork_rng(devices=[]):
             verdict, ok = self._check(fn)
         self.last_verdict = verdict
         print(verdict)
+        if mode == "require" and not ok:
+            raise AssertionError(f"{MODE_VARIABLE}=require: exercise {self.name!r} must be "
+                                 f"solved here (the instructor edition), but:\n{verdict}")
+        if mode == "unattempted" and verdict != self._not_attempted():
+            raise AssertionError(f"{MODE_VARIABLE}=unattempted: exercise {self.name!r} must be "
+                                 f"{NOT_ATTEMPTED!r} here (the student edition: a solution left in "
+                                 f"the stub?), but:\n{verdict}")
         return ok
 
     def hint(self, level: int = 1) -> None:
@@ -181,10 +200,12 @@ class Exercise:
 
     def _raised(self, exc: BaseException, case: Case) -> str:
         if isinstance(exc, NotImplementedError):
-            return (f"· {self.name}: {NOT_ATTEMPTED} (your function raises NotImplementedError).\n"
-                    "  Replace `raise NotImplementedError` with your code, then run the check "
-                    "again.")
+            return self._not_attempted()
         return self._bad(f"Your function raised {_exc(exc)} on input {case.label}.")
+
+    def _not_attempted(self) -> str:
+        return (f"· {self.name}: {NOT_ATTEMPTED} (your function raises NotImplementedError).\n"
+                "  Replace `raise NotImplementedError` with your code, then run the check again.")
 
     def _bad(self, message: str) -> str:
         return (f"✗ {self.name}: not right yet.\n{_wrap(message, '  ')}\n"
@@ -201,6 +222,19 @@ class Exercise:
 
 
 # ---------------------------------------------------------------------- helpers
+def exercise_mode() -> str:
+    """`MMLAB_EXERCISES`: "" (unset or empty: only print), "require" or "unattempted"."""
+    raw = os.environ.get(MODE_VARIABLE, "")
+    mode = raw.strip().lower()
+    if mode and mode not in MODES:
+        raise ValueError(f"{MODE_VARIABLE}={raw!r} is not a mode of exercise checks; use one of "
+                         f"{', '.join(repr(m) for m in MODES)}, or leave it unset (only print the "
+                         "verdict). 'require': every check must pass (the instructor edition); "
+                         "'unattempted': every check must say 'not attempted yet' (the student "
+                         "edition).")
+    return mode
+
+
 def _wrap(text: str, indent: str) -> str:
     return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent + "  ",
                          break_long_words=False, break_on_hyphens=False)
