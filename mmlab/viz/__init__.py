@@ -20,6 +20,7 @@ try:  # written by the attribution helper; optional until it lands
     from mmlab.viz.overlays import image_overlay, spectrogram_overlay, token_overlay
 except ImportError:  # pragma: no cover - only while overlays.py is missing
     image_overlay = spectrogram_overlay = token_overlay = None
+from mmlab.viz.controls_a import cone_explorer, gap_shift_explorer, xor_explorer  # noqa: E402
 
 __all__ = ["setup_notebook", "figure_html", "Reducer", "reduce", "cache_info", "clear_cache",
            "plot_embeddings", "trajectory_figure", "modality_gap_figure", "similarity_heatmap", "top1_hits",
