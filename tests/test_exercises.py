@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import mmlab.exercises as ex
+from test_exercises_01 import WRONG_01, similarity_matrix  # noqa: F401  (notebook 01's exercise)
 
 
 def _unit(x):
@@ -275,6 +276,9 @@ def _rank_no_offset(a, b, t, r, w):
 def _p(x, power=1):
     s = torch.linalg.svdvals(x) ** power
     return s / s.sum()
+
+
+WRONG.update(WRONG_01)
 
 
 def test_every_exercise_has_two_wrong_answers():

@@ -7,6 +7,7 @@ mmlab; nothing imports viz.
 
 from mmlab.viz.audio_attribution import frame_attribution_figure
 from mmlab.viz.browser import figure_browser
+from mmlab.viz.controls_a import cone_explorer, gap_shift_explorer, xor_explorer
 from mmlab.viz.curves import bar_chart, line_chart, training_curves
 from mmlab.viz.embeddings import plot_embeddings, trajectory_figure
 from mmlab.viz.geometry import modality_gap_figure, similarity_heatmap, top1_hits
@@ -25,4 +26,5 @@ __all__ = ["setup_notebook", "figure_html", "Reducer", "reduce", "cache_info", "
            "retrieval_app", "RetrievalApp", "encode_dataset", "training_curves", "LivePlot",
            "bar_chart", "line_chart", "image_overlay", "spectrogram_overlay", "token_overlay",
            "frame_attribution_figure", "figure_browser", "image_grid", "audio_player",
-           "audio_players", "spectrogram_figure", "spectrogram_grid", "show_batch"]
+           "audio_players", "spectrogram_figure", "spectrogram_grid", "show_batch",
+           "cone_explorer", "gap_shift_explorer", "xor_explorer"]
