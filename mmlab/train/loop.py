@@ -81,7 +81,8 @@ def fit(model: nn.Module, train_data: Any, config: TrainConfig | None = None, *,
     data = train_data.to(device) if is_dataset(train_data) else train_data
     batch_size = min(cfg.batch_size, len(data)) if is_dataset(data) else cfg.batch_size
     optimizer = make_optimizer(cfg.optimizer, modules, cfg.lr, cfg.weight_decay)
-    clamps, params = clamp_actions(modules), [p for m in modules for p in m.parameters()]
+    clamps = clamp_actions(modules)
+    params = [p for group in optimizer.param_groups for p in group["params"]]  # trainable, once
     probe = TemperatureProbe([model, getattr(model, "loss", None), loss_module])
     state = TrainState(model, optimizer, cfg, probe)
     read_every = cfg.read_every or (1 if device.type == "cpu" else READ_EVERY_ACCELERATOR)
