@@ -26,12 +26,14 @@ def check_tensor(name: str, x: Any, *, ndim: int | None = None, float_dtype: boo
                  nonempty: bool = True, what: str = "") -> Tensor:
     """Check that `x` is a tensor of rank `ndim` with a floating dtype and at least one row."""
     if not isinstance(x, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor{what and ' ' + what}, got {type(x).__name__}.")
+        raise TypeError(f"`{name}` must be a torch.Tensor{what and ' ' + what}, "
+                        f"got {type(x).__name__}.")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"`{name}` must be a {ndim}-D tensor{what and ' ' + what}, "
                          f"got shape {tuple(x.shape)} ({x.ndim}-D).")
     if float_dtype and x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"`{name}` must have a floating dtype (float16, bfloat16, float32 or float64), "
+        raise TypeError(f"`{name}` must have a floating dtype "
+                        "(float16, bfloat16, float32 or float64), "
                         f"got {x.dtype}. Convert it with `{name}.float()`.")
     if nonempty and (x.ndim == 0 or x.shape[0] == 0 or x.numel() == 0):
         raise ValueError(f"`{name}` is empty (shape {tuple(x.shape)}); pass at least one sample.")
@@ -43,13 +45,15 @@ def check_embeddings(name: str, x: Any) -> Tensor:
     return check_tensor(name, x, ndim=2, what="of shape (B, D)")
 
 
-def check_same_shape(names: Iterable[str], xs: Iterable[Tensor], *, dims: str = "batch size and width") -> None:
+def check_same_shape(names: Iterable[str], xs: Iterable[Tensor], *,
+                     dims: str = "batch size and width") -> None:
     """Check that every embedding batch has the same (B, D)."""
     names, xs = list(names), list(xs)
     shapes = [tuple(x.shape) for x in xs]
     if len(set(shapes)) > 1:
         listed = ", ".join(f"`{n}` {s}" for n, s in zip(names, shapes))
-        raise ValueError(f"{listed} must have the same {dims} (B, D); paired rows are matched by position.")
+        raise ValueError(f"{listed} must have the same {dims} (B, D); "
+                         "paired rows are matched by position.")
 
 
 def check_paired(names: Iterable[str], xs: Iterable[Any]) -> list[Tensor]:
@@ -64,11 +68,14 @@ def check_paired(names: Iterable[str], xs: Iterable[Any]) -> list[Tensor]:
 def check_class_ids(name: str, labels: Any, n: int, of: str, *, n_classes: int | None = None,
                     classes_in: str = "") -> Tensor:
     """Check a 1-D integer tensor of class ids with one label per row of the tensor named `of`;
-    with `n_classes`, also that every id is in [0, n_classes) (`classes_in` names what they index)."""
+    with `n_classes`, also that every id is in [0, n_classes) (`classes_in` names what they
+    index)."""
     if not isinstance(labels, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor of integer class ids, got {type(labels).__name__}.")
+        raise TypeError(f"`{name}` must be a torch.Tensor of integer class ids, "
+                        f"got {type(labels).__name__}.")
     if labels.ndim != 1:
-        raise ValueError(f"`{name}` must be a 1-D tensor of shape ({n},), got shape {tuple(labels.shape)}.")
+        raise ValueError(f"`{name}` must be a 1-D tensor of shape ({n},), "
+                         f"got shape {tuple(labels.shape)}.")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f"`{name}` must have an integer dtype (class ids), got {labels.dtype}. "
                         f"Convert it with `{name}.long()`.")
@@ -78,7 +85,8 @@ def check_class_ids(name: str, labels: Any, n: int, of: str, *, n_classes: int |
     if n_classes is not None and labels.numel():
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= n_classes:
-            raise ValueError(f"`{name}` must hold class ids in [0, {n_classes}) to index the {classes_in}; "
+            raise ValueError(f"`{name}` must hold class ids in [0, {n_classes}) "
+                             f"to index the {classes_in}; "
                              f"got values in [{lo}, {hi}].")
     return labels
 
@@ -87,7 +95,8 @@ def check_positive(name: str, value: Any, *, hint: str = "") -> float:
     """Check a strictly positive, finite number (a temperature, a rate, a size)."""
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise ValueError(f"`{name}` must be a single number, got a tensor of shape {tuple(value.shape)}.")
+            raise ValueError(f"`{name}` must be a single number, "
+                             f"got a tensor of shape {tuple(value.shape)}.")
         value = float(value.detach())
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"`{name}` must be a number, got {type(value).__name__}.")
@@ -143,7 +152,8 @@ def check_finite(name: str, x: Tensor) -> Tensor:
     if not bool(torch.isfinite(x).all()):
         n_nan = int(torch.isnan(x).sum())
         n_inf = int(torch.isinf(x).sum())
-        raise ValueError(f"`{name}` (shape {tuple(x.shape)}) contains {n_nan} NaN and {n_inf} Inf values; "
+        raise ValueError(f"`{name}` (shape {tuple(x.shape)}) contains "
+                         f"{n_nan} NaN and {n_inf} Inf values; "
                          "check the inputs, the learning rate and the temperature.")
     return x
 
@@ -161,10 +171,12 @@ def check_finite_if_cheap(name: str, x: Tensor) -> Tensor:
     return x
 
 
-def check_modalities(name: str, d: Any, *, required: Iterable[str] | None = None) -> Mapping[str, Any]:
+def check_modalities(name: str, d: Any, *,
+                     required: Iterable[str] | None = None) -> Mapping[str, Any]:
     """Check a dict of modalities, e.g. `{"image": ..., "audio": ...}`."""
     if not isinstance(d, Mapping):
-        raise TypeError(f"`{name}` must be a dict of modality name → tensor, got {type(d).__name__}.")
+        raise TypeError(f"`{name}` must be a dict of modality name → tensor, "
+                        f"got {type(d).__name__}.")
     if required is not None:
         missing = [m for m in required if m not in d]
         if missing:

@@ -28,19 +28,24 @@ __all__ = ["HEAD_FUSIONS", "attention_rollout", "gradient_attention"]
 
 
 def _check_attentions(name: str, attentions: Any) -> list[Tensor]:
-    if isinstance(attentions, Tensor) or not isinstance(attentions, Sequence) or len(attentions) == 0:
-        raise TypeError(f"`{name}` must be a non-empty list (one per layer) of (B, heads, T, T) tensors, "
-                        f"got {type(attentions).__name__}. Call the encoder with return_attention=True.")
+    if (isinstance(attentions, Tensor) or not isinstance(attentions, Sequence)
+            or len(attentions) == 0):
+        raise TypeError(f"`{name}` must be a non-empty list (one per layer) "
+                        "of (B, heads, T, T) tensors, "
+                        f"got {type(attentions).__name__}. "
+                        "Call the encoder with return_attention=True.")
     out = []
     for layer, a in enumerate(attentions):
         check_tensor(f"{name}[{layer}]", a, ndim=4, what="of shape (B, heads, T, T)")
         check_finite_if_cheap(f"{name}[{layer}]", a)
         if a.shape[-1] != a.shape[-2]:
-            raise ValueError(f"`{name}[{layer}]` must be square in its last two dims (B, heads, T, T), "
+            raise ValueError(f"`{name}[{layer}]` must be square in its last two dims "
+                             "(B, heads, T, T), "
                              f"got shape {tuple(a.shape)}.")
         if a.shape != attentions[0].shape:
             raise ValueError(f"every layer of `{name}` must have the same shape (B, heads, T, T); "
-                             f"layer 0 is {tuple(attentions[0].shape)}, layer {layer} is {tuple(a.shape)}.")
+                             f"layer 0 is {tuple(attentions[0].shape)}, "
+                             f"layer {layer} is {tuple(a.shape)}.")
         out.append(a)
     return out
 
@@ -113,9 +118,12 @@ def gradient_attention(attentions: Sequence[Tensor], attention_grads: Sequence[T
     attentions = _check_attentions("attentions", attentions)
     attention_grads = _check_attentions("attention_grads", attention_grads)
     if len(attentions) != len(attention_grads) or attentions[0].shape != attention_grads[0].shape:
-        raise ValueError(f"`attention_grads` must match `attentions` layer by layer: got {len(attention_grads)} "
-                         f"layers of {tuple(attention_grads[0].shape)} for {len(attentions)} layers of "
-                         f"{tuple(attentions[0].shape)}. Pass torch.autograd.grad(score, attentions).")
+        raise ValueError(f"`attention_grads` must match `attentions` layer by layer: "
+                         f"got {len(attention_grads)} "
+                         f"layers of {tuple(attention_grads[0].shape)} "
+                         f"for {len(attentions)} layers of "
+                         f"{tuple(attentions[0].shape)}. "
+                         "Pass torch.autograd.grad(score, attentions).")
     relevance = _eye_like(attentions[0]).clone()  # (B, T, T)
     for a, g in zip(attentions, attention_grads):
         a_bar = (g * a).clamp(min=0).mean(dim=1)  # (B, T, T), Eq. 5

@@ -49,7 +49,8 @@ class IGResult:
     baseline: Tensor = field(repr=False)
 
 
-def _quadrature(steps: int, method: str, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+def _quadrature(steps: int, method: str, dtype: torch.dtype,
+                device: torch.device) -> tuple[Tensor, Tensor]:
     """Nodes α_k in [0, 1] and weights w_k (Σ w_k = 1) so that Σ_k w_k g(α_k) ≈ ∫_0^1 g(α) dα."""
     if method == "riemann_trapezoid":
         alphas = np.linspace(0.0, 1.0, steps + 1)
@@ -86,10 +87,12 @@ def integrated_gradients(f: Callable[[Tensor], Tensor], x: Tensor, baseline: Ten
         batch_size: path points per call to f (all at once when None).
         method: "riemann_trapezoid" or "gausslegendre".
     Returns:
-        IGResult(attributions (shape of x), completeness_gap, f_x, f_baseline, steps, method, baseline).
+        IGResult(attributions (shape of x), completeness_gap, f_x, f_baseline, steps, method,
+        baseline).
     """
     if not callable(f):
-        raise TypeError(f"`f` must be a callable mapping a batch (N, ...) to (N,) scores, got {type(f).__name__}.")
+        raise TypeError(f"`f` must be a callable mapping a batch (N, ...) to (N,) scores, "
+                        f"got {type(f).__name__}.")
     check_tensor("x", x)
     check_int("steps", steps)
     check_choice("method", method, IG_METHODS)
@@ -99,7 +102,8 @@ def integrated_gradients(f: Callable[[Tensor], Tensor], x: Tensor, baseline: Ten
         baseline = torch.zeros_like(x)
     check_tensor("baseline", baseline)
     if baseline.shape != x.shape:
-        raise ValueError(f"`baseline` must have the shape of `x` {tuple(x.shape)}, got {tuple(baseline.shape)}.")
+        raise ValueError(f"`baseline` must have the shape of `x` {tuple(x.shape)}, "
+                         f"got {tuple(baseline.shape)}.")
     batched = x.ndim >= 2 and x.shape[0] == 1
     x0 = (x[0] if batched else x).detach()  # (*shape)
     b0 = (baseline[0] if batched else baseline).detach().to(x0.dtype)  # (*shape)
@@ -134,5 +138,6 @@ def integrated_gradients(f: Callable[[Tensor], Tensor], x: Tensor, baseline: Ten
 def _check_scores(out: Any, n: int) -> None:
     if not isinstance(out, Tensor) or out.shape != (n,):
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(f"`f` must map a batch of {n} inputs to a tensor of shape ({n},), got {shape}. "
+        raise ValueError(f"`f` must map a batch of {n} inputs to a tensor of shape ({n},), "
+                         f"got {shape}. "
                          "Reduce each row to one scalar, e.g. `lambda u: embed(u) @ z_j`.")

@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmlab._checks import check_choice, check_finite_if_cheap, check_int, check_positive, check_tensor
+from mmlab._checks import (check_choice, check_finite_if_cheap, check_int, check_positive,
+                           check_tensor)
 
-__all__ = ["box_share", "attribution_in_box", "upsample_to_image", "span_share", "attribution_in_span"]
+__all__ = ["box_share", "attribution_in_box", "upsample_to_image", "span_share",
+           "attribution_in_span"]
 
 
 def _check_bbox(bbox: Any) -> tuple[float, float, float, float]:
@@ -33,9 +35,11 @@ def _check_bbox(bbox: Any) -> tuple[float, float, float, float]:
     try:
         x0, y0, x1, y1 = (float(v) for v in bbox)
     except (TypeError, ValueError):
-        raise TypeError(f"`bbox` must be 4 numbers (x0, y0, x1, y1) in pixels, got {bbox!r}.") from None
+        raise TypeError(f"`bbox` must be 4 numbers (x0, y0, x1, y1) in pixels, "
+                        f"got {bbox!r}.") from None
     if not (x1 >= x0 and y1 >= y0):
-        raise ValueError(f"`bbox` must have x1 ≥ x0 and y1 ≥ y0 (x0, y0, x1, y1), got {(x0, y0, x1, y1)}.")
+        raise ValueError(f"`bbox` must have x1 ≥ x0 and y1 ≥ y0 (x0, y0, x1, y1), "
+                         f"got {(x0, y0, x1, y1)}.")
     return x0, y0, x1, y1
 
 
@@ -54,7 +58,8 @@ def box_share(bbox: Any, H: int, W: int) -> float:
     """The box's share of the image: area(box ∩ image) / (H·W), the score of a uniform map.
 
     Args:
-        bbox: (x0, y0, x1, y1) in pixels (x to the right, y down; pixel (r, c) is [c, c+1)×[r, r+1)).
+        bbox: (x0, y0, x1, y1) in pixels (x to the right, y down; pixel (r, c) is
+            [c, c+1)×[r, r+1)).
         H: image height in pixels. W: image width in pixels.
     Returns:
         A float in [0, 1].
@@ -96,14 +101,17 @@ def _check_image_size(image_size: Any) -> tuple[int, int]:
 
     if is_size(image_size):
         return (image_size, image_size)
-    if isinstance(image_size, Sequence) and not isinstance(image_size, str) and len(image_size) == 2 \
-            and all(is_size(v) for v in image_size):
+    if isinstance(image_size, Sequence) and not isinstance(image_size, str) \
+            and len(image_size) == 2 and all(is_size(v) for v in image_size):
         return (image_size[0], image_size[1])
-    kind = TypeError if not isinstance(image_size, (int, Sequence)) or isinstance(image_size, (bool, str)) else ValueError
-    raise kind(f"`image_size` must be a positive int H or a pair (H, W) of positive ints, got {image_size!r}.")
+    kind = (TypeError if not isinstance(image_size, (int, Sequence))
+            or isinstance(image_size, (bool, str)) else ValueError)
+    raise kind(f"`image_size` must be a positive int H or a pair (H, W) of positive ints, "
+               f"got {image_size!r}.")
 
 
-def upsample_to_image(patch_scores: Tensor, image_size: int | tuple[int, int], mode: str = "nearest") -> Tensor:
+def upsample_to_image(patch_scores: Tensor, image_size: int | tuple[int, int],
+                      mode: str = "nearest") -> Tensor:
     """Spread a patch grid (h, w) (or (B, h, w)) over the image's pixels (H, W).
 
     "nearest" gives every pixel its patch's score (when H, W are multiples of h, w the mass
@@ -118,7 +126,8 @@ def upsample_to_image(patch_scores: Tensor, image_size: int | tuple[int, int], m
     """
     check_tensor("patch_scores", patch_scores)
     if patch_scores.ndim not in (2, 3):
-        raise ValueError(f"`patch_scores` must be (h, w) or (B, h, w), got shape {tuple(patch_scores.shape)}.")
+        raise ValueError(f"`patch_scores` must be (h, w) or (B, h, w), "
+                         f"got shape {tuple(patch_scores.shape)}.")
     check_choice("mode", mode, ("nearest", "bilinear"))
     check_finite_if_cheap("patch_scores", patch_scores)
     size = _check_image_size(image_size)
@@ -132,10 +141,12 @@ def _check_seconds(name: str, value: Any) -> float:
     """A finite time in seconds: an int, a float or a one-element tensor (e.g. `offset_s[i]`)."""
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise ValueError(f"`{name}` must be a single time in seconds, got a tensor of shape {tuple(value.shape)}.")
+            raise ValueError(f"`{name}` must be a single time in seconds, "
+                             f"got a tensor of shape {tuple(value.shape)}.")
         value = float(value.detach())
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a time in seconds (a number), got {type(value).__name__}.")
+        raise TypeError(f"`{name}` must be a time in seconds (a number), "
+                        f"got {type(value).__name__}.")
     if not math.isfinite(value):
         raise ValueError(f"`{name}` must be a finite time in seconds, got {value}.")
     return float(value)
@@ -144,24 +155,28 @@ def _check_seconds(name: str, value: Any) -> float:
 def _check_span(start_s: Any, end_s: Any) -> tuple[float, float]:
     start, end = _check_seconds("start_s", start_s), _check_seconds("end_s", end_s)
     if end < start:
-        raise ValueError(f"`end_s` must be ≥ `start_s` (the span is [start_s, end_s) in seconds), got "
-                         f"start_s={start}, end_s={end}. For a spoken phrase pass (offset_s, offset_s + duration_s).")
+        raise ValueError(f"`end_s` must be ≥ `start_s` (the span is [start_s, end_s) in seconds), "
+                         f"got start_s={start}, end_s={end}. "
+                         "For a spoken phrase pass (offset_s, offset_s + duration_s).")
     return start, end
 
 
 def _frame_coverage(start: float, end: float, n_frames: int, hop_seconds: float,
                     dtype: torch.dtype = torch.float64) -> Tensor:
-    """Fraction of each frame's cell [(k − ½)·hop, (k + ½)·hop) inside [start, end): (frames,) in [0, 1]."""
+    """Fraction of each frame's cell [(k − ½)·hop, (k + ½)·hop) inside [start, end):
+    (frames,) in [0, 1]."""
     k = torch.arange(n_frames, dtype=dtype)  # (frames,)
     lo, hi = (k - 0.5) * hop_seconds, (k + 0.5) * hop_seconds  # (frames,) cell edges in seconds
-    overlap = torch.clamp(hi, max=end) - torch.clamp(lo, min=start)  # (frames,) seconds inside the span
+    # (frames,) seconds inside the span
+    overlap = torch.clamp(hi, max=end) - torch.clamp(lo, min=start)
     return (overlap / hop_seconds).clamp(0.0, 1.0)  # (frames,)
 
 
 def span_share(start_s: float, end_s: float, n_frames: int, *, hop_seconds: float = 0.01) -> float:
     """The span's share of the clip's frames, the in-span score of a map spread uniformly.
 
-    span_share = Σ_k cover_k / n_frames,   cover_k = |[start, end) ∩ [(k − ½)·hop, (k + ½)·hop)| / hop
+    span_share = Σ_k cover_k / n_frames,
+        cover_k = |[start, end) ∩ [(k − ½)·hop, (k + ½)·hop)| / hop
 
     (frame k of a centred STFT sits at k·hop; partly covered frames count fractionally).
 
@@ -179,7 +194,8 @@ def span_share(start_s: float, end_s: float, n_frames: int, *, hop_seconds: floa
     return float(_frame_coverage(start, end, n_frames, hop).sum()) / n_frames
 
 
-def attribution_in_span(frame_scores: Tensor, start_s: float, end_s: float, *, hop_seconds: float = 0.01) -> float:
+def attribution_in_span(frame_scores: Tensor, start_s: float, end_s: float, *,
+                        hop_seconds: float = 0.01) -> float:
     """Share of the positive attribution mass that falls inside a time span [start_s, end_s).
 
     in_span = Σ_{m,k} a⁺_{m,k} · cover_k / Σ_{m,k} a⁺_{m,k},
@@ -200,11 +216,13 @@ def attribution_in_span(frame_scores: Tensor, start_s: float, end_s: float, *, h
     """
     check_tensor("frame_scores", frame_scores)
     if frame_scores.ndim not in (1, 2):
-        raise ValueError(f"`frame_scores` must be (frames,) or (mels, frames), got shape {tuple(frame_scores.shape)}.")
+        raise ValueError(f"`frame_scores` must be (frames,) or (mels, frames), "
+                         f"got shape {tuple(frame_scores.shape)}.")
     check_finite_if_cheap("frame_scores", frame_scores)
     start, end = _check_span(start_s, end_s)
     hop = check_positive("hop_seconds", hop_seconds)
-    positive = frame_scores.detach().to(torch.float64).cpu().clamp(min=0)  # (frames,) or (mels, frames)
+    # (frames,) or (mels, frames)
+    positive = frame_scores.detach().to(torch.float64).cpu().clamp(min=0)
     per_frame = positive if positive.ndim == 1 else positive.sum(dim=0)  # (frames,)
     total = float(per_frame.sum())
     if total == 0.0:

@@ -62,7 +62,8 @@ def _average_ranks(v: Tensor) -> Tensor:
     group = torch.cumsum(new_group.long(), 0) - 1  # (n,) group id of each sorted element
     n_groups = int(group[-1]) + 1
     sums = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, group, ranks_sorted)
-    counts = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, group, torch.ones(n, dtype=torch.float64))
+    counts = torch.zeros(n_groups, dtype=torch.float64).index_add_(
+        0, group, torch.ones(n, dtype=torch.float64))
     ranks = torch.empty(n, dtype=torch.float64)
     ranks[order] = (sums / counts)[group]
     return ranks

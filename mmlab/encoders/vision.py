@@ -19,8 +19,8 @@ Per-patch gradients for attribution (ViT)::
     g, = torch.autograd.grad(score(z), e)             # (B, N, dim)
     patch_map = (g * e).sum(-1).view(B, vit.grid_size, vit.grid_size)   # gradient x input
 
-Patch `n` covers rows `(n // grid_size) * patch_size ...` and columns `(n % grid_size) * patch_size ...`;
-in the attention maps it is token `n + 1` (token 0 is CLS).
+Patch `n` covers rows `(n // grid_size) * patch_size ...` and columns
+`(n % grid_size) * patch_size ...`; in the attention maps it is token `n + 1` (token 0 is CLS).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def check_images(name: str, x: object, channels: int) -> Tensor:
     check_tensor(name, x, ndim=4, what=f"of shape (B, {channels}, H, W)")
     if x.shape[1] != channels:
         raise ValueError(f"`{name}` must have {channels} channels, shape (B, {channels}, H, W); "
-                         f"got shape {tuple(x.shape)}. Images are channels-first (use x.permute(0, 3, 1, 2)).")
+                         f"got shape {tuple(x.shape)}. "
+                         "Images are channels-first (use x.permute(0, 3, 1, 2)).")
     return x
 
 
@@ -50,9 +51,11 @@ class ConvEncoder(nn.Module):
         in_channels: input channels (3 for RGB, 1 for a spectrogram).
     """
 
-    def __init__(self, out_dim: int = 128, width: int = 32, depth: int = 3, in_channels: int = 3) -> None:
+    def __init__(self, out_dim: int = 128, width: int = 32, depth: int = 3,
+                 in_channels: int = 3) -> None:
         super().__init__()
-        for n, v in (("out_dim", out_dim), ("width", width), ("depth", depth), ("in_channels", in_channels)):
+        for n, v in (("out_dim", out_dim), ("width", width), ("depth", depth),
+                     ("in_channels", in_channels)):
             check_int(n, v)
         self.out_dim, self.in_channels = out_dim, in_channels
         layers: list[nn.Module] = []
@@ -100,7 +103,8 @@ class MLPEncoder(nn.Module):
         check_tensor("x", x, what="of shape (B, ...)")
         if x.ndim < 2 or x[0].numel() != self.in_dim:
             raise ValueError(f"`x` must have {self.in_dim} features per sample (in_dim), got shape "
-                             f"{tuple(x.shape)}; build MLPEncoder(in_dim={x[0].numel() if x.ndim >= 2 else '?'}).")
+                             f"{tuple(x.shape)}; "
+                             f"build MLPEncoder(in_dim={x[0].numel() if x.ndim >= 2 else '?'}).")
         return self.net(x.flatten(1))  # (B, out_dim)
 
 
@@ -157,13 +161,15 @@ class ViTEncoder(nn.Module):
         check_int("patch_size", patch_size)
         check_int("in_channels", in_channels)
         if image_size % patch_size:
-            raise ValueError(f"`patch_size` ({patch_size}) must divide `image_size` ({image_size}).")
+            raise ValueError(f"`patch_size` ({patch_size}) must divide "
+                             f"`image_size` ({image_size}).")
         self.image_size, self.patch_size, self.in_channels = image_size, patch_size, in_channels
         self.grid_size = image_size // patch_size
         self.num_patches = self.grid_size ** 2
         self.dim, self.out_dim = dim, out_dim
         self.patch_embedding = nn.Linear(in_channels * patch_size ** 2, dim)
-        self.transformer = CLSTransformer(dim, depth, heads, out_dim, self.num_patches, mlp_ratio, dropout)
+        self.transformer = CLSTransformer(dim, depth, heads, out_dim, self.num_patches, mlp_ratio,
+                                          dropout)
 
     def patchify(self, x: Tensor) -> Tensor:
         """Cut images into flattened patches, row-major.
@@ -171,13 +177,15 @@ class ViTEncoder(nn.Module):
         Args:
             x: images (B, C, image_size, image_size).
         Returns:
-            (B, N, C·p²) with N = grid_size²; patch n = rows (n // grid_size)·p.., cols (n % grid_size)·p..,
-            flattened in (C, p, p) order.
+            (B, N, C·p²) with N = grid_size²; patch n = rows (n // grid_size)·p..,
+            cols (n % grid_size)·p.., flattened in (C, p, p) order.
         """
         check_images("x", x, self.in_channels)
         if x.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"`x` must be (B, {self.in_channels}, {self.image_size}, {self.image_size}) for this "
-                             f"ViTEncoder(image_size={self.image_size}), got shape {tuple(x.shape)}; resize the "
+            raise ValueError(f"`x` must be (B, {self.in_channels}, {self.image_size}, "
+                             f"{self.image_size}) for this "
+                             f"ViTEncoder(image_size={self.image_size}), "
+                             f"got shape {tuple(x.shape)}; resize the "
                              "images or build the encoder with the matching image_size.")
         B, C, p, g = x.shape[0], self.in_channels, self.patch_size, self.grid_size
         patches = x.reshape(B, C, g, p, g, p).permute(0, 2, 4, 1, 3, 5)  # (B, g, g, C, p, p)
@@ -187,11 +195,13 @@ class ViTEncoder(nn.Module):
         """Patch embeddings (B, N, dim), before CLS and positions: the input for attribution."""
         return self.patch_embedding(self.patchify(x))  # (B, N, dim)
 
-    def forward_tokens(self, tokens: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+    def forward_tokens(self, tokens: Tensor,
+                       return_attention: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Run the transformer on patch embeddings `tokens` (B, N, dim) from `embed`."""
         return self.transformer(tokens, None, return_attention)
 
-    def forward(self, x: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+    def forward(self, x: Tensor,
+                return_attention: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Encode images.
 
         Args:

@@ -18,7 +18,8 @@ from typing import Any
 
 from mmlab._checks import check_choice
 from mmlab.fusion._base import FusionOperator, check_dims
-from mmlab.fusion.attention import CoAttentionFusion, CrossAttentionFusion, MultiHeadAttention, TransformerFusion
+from mmlab.fusion.attention import (CoAttentionFusion, CrossAttentionFusion, MultiHeadAttention,
+                                    TransformerFusion)
 from mmlab.fusion.basic import ConcatFusion, GatedFusion, ProductFusion, SumFusion
 from mmlab.fusion.classifier import FusionClassifier
 from mmlab.fusion.contrastive import FusedContrastiveModel
@@ -26,7 +27,8 @@ from mmlab.fusion.dropout import modality_dropout
 from mmlab.fusion.film import FiLMFusion
 from mmlab.fusion.late import LateFusion
 from mmlab.fusion.modulation import modulate_gradients_, ogm_ge_coefficients, scale_gradient
-from mmlab.fusion.tensor import BilinearFusion, LowRankTensorFusion, TensorFusion, outer_product_features
+from mmlab.fusion.tensor import (BilinearFusion, LowRankTensorFusion, TensorFusion,
+                                 outer_product_features)
 
 OPERATORS: dict[str, type[FusionOperator]] = {
     "concat": ConcatFusion,
@@ -64,7 +66,8 @@ def make_fusion(name: str, dims: Mapping[str, int], out_dim: int, **kw: Any) -> 
 __all__ = [
     "FusionOperator", "check_dims", "ConcatFusion", "SumFusion", "ProductFusion", "GatedFusion",
     "BilinearFusion", "TensorFusion", "LowRankTensorFusion", "outer_product_features", "FiLMFusion",
-    "CrossAttentionFusion", "CoAttentionFusion", "TransformerFusion", "MultiHeadAttention", "LateFusion",
+    "CrossAttentionFusion", "CoAttentionFusion", "TransformerFusion", "MultiHeadAttention",
+    "LateFusion",
     "FusionClassifier", "modality_dropout", "OPERATORS", "make_fusion",
     "FusedContrastiveModel", "ogm_ge_coefficients", "scale_gradient", "modulate_gradients_",
 ]

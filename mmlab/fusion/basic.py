@@ -23,7 +23,8 @@ from mmlab.fusion._base import FusionOperator
 
 
 class ConcatFusion(FusionOperator):
-    """h = [h_1; …; h_M] (missing slots zero-filled), with an optional presence indicator and projection.
+    """h = [h_1; …; h_M] (missing slots zero-filled), with an optional presence indicator and
+    projection.
 
     Parameters: 0 without a projection; (Σ_m D_m + M·indicator)·out_dim + out_dim with one.
 
@@ -34,7 +35,8 @@ class ConcatFusion(FusionOperator):
             downstream layer can tell a missing modality from a zero feature.
     """
 
-    def __init__(self, dims: Mapping[str, int], out_dim: int | None = None, *, indicator: bool = False) -> None:
+    def __init__(self, dims: Mapping[str, int], out_dim: int | None = None, *,
+                 indicator: bool = False) -> None:
         super().__init__(dims)
         self.indicator = bool(indicator)
         width = sum(self.dims.values()) + (len(self.dims) if self.indicator else 0)
@@ -45,7 +47,8 @@ class ConcatFusion(FusionOperator):
         parts = [x[m] for m in self.modalities]  # each (B, D_m), zero where missing
         if self.indicator:
             dtype = parts[0].dtype
-            parts.append(torch.stack([masks[m] for m in self.modalities], dim=1).to(dtype))  # (B, M)
+            parts.append(
+                torch.stack([masks[m] for m in self.modalities], dim=1).to(dtype))  # (B, M)
         h = torch.cat(parts, dim=1)  # (B, Σ D_m [+ M])
         return h if self.proj is None else self.proj(h)  # (B, out_dim)
 
@@ -120,5 +123,6 @@ class GatedFusion(FusionOperator):
 
     def _fuse(self, x: dict[str, Tensor], masks: dict[str, Tensor], any_missing: bool) -> Tensor:
         g = self.gates(x, masks)  # (B, M, out_dim)
-        u = torch.stack([torch.tanh(self.proj[m](x[m])) for m in self.modalities], dim=1)  # (B, M, out_dim)
+        u = torch.stack([torch.tanh(self.proj[m](x[m])) for m in self.modalities],
+                        dim=1)  # (B, M, out_dim)
         return (g * u).sum(dim=1)  # (B, out_dim)

@@ -35,8 +35,8 @@ class FiLMFusion(FusionOperator):
     def __init__(self, dims: Mapping[str, int], out_dim: int, condition: str | None = None) -> None:
         super().__init__(dims, minimum=2)
         self.out_dim = check_int("out_dim", out_dim)
-        self.condition = self.modalities[0] if condition is None else check_choice("condition", condition,
-                                                                                  self.modalities)
+        self.condition = (self.modalities[0] if condition is None
+                          else check_choice("condition", condition, self.modalities))
         self.rest = tuple(m for m in self.modalities if m != self.condition)
         self.proj = nn.Linear(sum(self.dims[m] for m in self.rest), out_dim)
         self.film = nn.Linear(self.dims[self.condition], 2 * out_dim)
@@ -44,7 +44,8 @@ class FiLMFusion(FusionOperator):
     def _fuse(self, x: dict[str, Tensor], masks: dict[str, Tensor], any_missing: bool) -> Tensor:
         if any_missing:
             self.require(masks, self.condition, "the conditioning modality",
-                         "SumFusion, GatedFusion, ConcatFusion(indicator=True) or TransformerFusion")
+                         "SumFusion, GatedFusion, ConcatFusion(indicator=True) "
+                         "or TransformerFusion")
         h = self.proj(torch.cat([x[m] for m in self.rest], dim=1))  # (B, out_dim)
         dgamma, beta = self.film(x[self.condition]).chunk(2, dim=1)  # (B, out_dim) each
         return (1 + dgamma) * h + beta  # (B, out_dim)

@@ -52,7 +52,8 @@ class BilinearFusion(FusionOperator):
     def _fuse(self, x: dict[str, Tensor], masks: dict[str, Tensor], any_missing: bool) -> Tensor:
         if any_missing:
             for m in self.modalities:
-                self.require(masks, m, "modality", "TensorFusion or LowRankTensorFusion (which keep the "
+                self.require(masks, m, "modality",
+                             "TensorFusion or LowRankTensorFusion (which keep the "
                              "unimodal terms), SumFusion or GatedFusion")
         m1, m2 = self.modalities
         return self.bilinear(x[m1], x[m2])  # (B, out_dim)

@@ -26,6 +26,6 @@ from mmlab.metrics.retrieval import (mean_reciprocal_rank, median_rank, ranks, r
 
 __all__ = ["similarity", "recall_at_k", "mean_reciprocal_rank", "median_rank", "ranks",
            "retrieval_report", "alignment", "uniformity", "modality_gap", "gap_vector",
-           "effective_rank", "mean_pairwise_cosine", "linear_probe", "zero_shot_accuracy", "accuracy",
-           "multiway_scores", "sample_k_shot", "prompt_ensemble", "zero_shot_predict", "few_shot_probe",
-           "few_shot_curve"]
+           "effective_rank", "mean_pairwise_cosine", "linear_probe", "zero_shot_accuracy",
+           "accuracy", "multiway_scores", "sample_k_shot", "prompt_ensemble", "zero_shot_predict",
+           "few_shot_probe", "few_shot_curve"]

@@ -44,9 +44,11 @@ def accuracy(scores: Tensor, labels: Tensor, *, k: int = 1) -> float:
     Returns:
         The accuracy as a Python float in [0, 1].
     """
-    check_tensor("scores", scores, ndim=2, what="of shape (N, C): one row of class scores per sample")
+    check_tensor("scores", scores, ndim=2,
+                 what="of shape (N, C): one row of class scores per sample")
     if scores.shape[1] == 0:
-        raise ValueError(f"`scores` has shape {tuple(scores.shape)}: no classes; pass (N, C) with C ≥ 1.")
+        raise ValueError(f"`scores` has shape {tuple(scores.shape)}: no classes; "
+                         "pass (N, C) with C ≥ 1.")
     n_classes = scores.shape[1]
     check_class_ids("labels", labels, scores.shape[0], "scores", n_classes=n_classes,
                     classes_in=f"{n_classes} columns of `scores`")

@@ -26,14 +26,17 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
-from mmlab._checks import check_class_ids, check_embeddings, check_finite_if_cheap, check_int, check_tensor
+from mmlab._checks import (check_class_ids, check_embeddings, check_finite_if_cheap, check_int,
+                           check_tensor)
 from mmlab._norm import l2_normalize
 from mmlab.metrics.probes import linear_probe
 
-__all__ = ["sample_k_shot", "prompt_ensemble", "zero_shot_predict", "few_shot_probe", "few_shot_curve"]
+__all__ = ["sample_k_shot", "prompt_ensemble", "zero_shot_predict", "few_shot_probe",
+           "few_shot_curve"]
 
 
-def sample_k_shot(labels: Tensor, k: int, *, seed: int, classes: Sequence[int] | None = None) -> Tensor:
+def sample_k_shot(labels: Tensor, k: int, *, seed: int,
+                  classes: Sequence[int] | None = None) -> Tensor:
     """Indices of exactly `k` rows of each class, drawn without replacement (reproducible by seed).
 
     Args:
@@ -47,8 +50,9 @@ def sample_k_shot(labels: Tensor, k: int, *, seed: int, classes: Sequence[int] |
         ValueError: when a class has fewer than k rows.
     """
     if not isinstance(labels, Tensor) or labels.ndim != 1 or labels.numel() == 0:
-        raise ValueError("`labels` must be a non-empty (N,) tensor of integer class ids; got "
-                         f"{tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}.")
+        raise ValueError(
+            "`labels` must be a non-empty (N,) tensor of integer class ids; got "
+            f"{tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}.")
     check_class_ids("labels", labels, labels.shape[0], "labels")
     check_int("k", k, minimum=1)
     check_int("seed", seed, minimum=0)
@@ -92,12 +96,14 @@ def zero_shot_predict(x: Tensor, class_embeddings: Tensor) -> Tensor:
     check_embeddings("x", x)
     check_embeddings("class_embeddings", class_embeddings)
     if x.shape[1] != class_embeddings.shape[1]:
-        raise ValueError(f"`x` {tuple(x.shape)} and `class_embeddings` {tuple(class_embeddings.shape)} "
+        raise ValueError(f"`x` {tuple(x.shape)} and "
+                         f"`class_embeddings` {tuple(class_embeddings.shape)} "
                          "must have the same embedding width D (dim 1).")
     check_finite_if_cheap("x", x)
     check_finite_if_cheap("class_embeddings", class_embeddings)
     common = torch.promote_types(x.dtype, class_embeddings.dtype)
-    cos = l2_normalize(x.to(common), dim=-1) @ l2_normalize(class_embeddings.to(common), dim=-1).T  # (B, C)
+    cos = (l2_normalize(x.to(common), dim=-1)
+           @ l2_normalize(class_embeddings.to(common), dim=-1).T)  # (B, C)
     return cos.argmax(dim=1)
 
 
@@ -124,23 +130,27 @@ def few_shot_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Ten
     check_embeddings("train_x", train_x)
     x, y = l2_normalize(train_x.double(), dim=-1), train_y  # (N, D), (N,)
     if (text_x is None) != (text_y is None):
-        raise ValueError("pass `text_x` and `text_y` together (text embeddings and their class ids), or neither.")
+        raise ValueError("pass `text_x` and `text_y` together "
+                         "(text embeddings and their class ids), or neither.")
     if text_x is not None:
         check_embeddings("text_x", text_x)
         if text_x.shape[1] != train_x.shape[1]:
-            raise ValueError(f"`text_x` {tuple(text_x.shape)} and `train_x` {tuple(train_x.shape)} must have the "
+            raise ValueError(f"`text_x` {tuple(text_x.shape)} and "
+                             f"`train_x` {tuple(train_x.shape)} must have the "
                              "same width D: embed the class names in the shared space.")
         check_class_ids("text_y", text_y, text_x.shape[0], "text_x")
         x = torch.cat([x, l2_normalize(text_x.double().to(x.device), dim=-1)])  # (N + N_text, D)
         y = torch.cat([train_y.cpu(), text_y.cpu()])  # (N + N_text,)
     check_embeddings("test_x", test_x)
-    with threadpool_limits(limits=1, user_api="blas"):  # tiny fits: threads cost more than they save
-        return linear_probe(x, y, l2_normalize(test_x.double(), dim=-1), test_y, max_iter=max_iter, C=C)
+    # tiny fits: threads cost more than they save
+    with threadpool_limits(limits=1, user_api="blas"):
+        return linear_probe(x, y, l2_normalize(test_x.double(), dim=-1), test_y,
+                            max_iter=max_iter, C=C)
 
 
-def few_shot_curve(pool_x: Tensor, pool_y: Tensor, test_x: Tensor, test_y: Tensor, ks: Sequence[int], *,
-                   draws: int, seed: int, text_x: Tensor | None = None, text_y: Tensor | None = None,
-                   C: float = 1.0) -> dict[int, np.ndarray]:
+def few_shot_curve(pool_x: Tensor, pool_y: Tensor, test_x: Tensor, test_y: Tensor,
+                   ks: Sequence[int], *, draws: int, seed: int, text_x: Tensor | None = None,
+                   text_y: Tensor | None = None, C: float = 1.0) -> dict[int, np.ndarray]:
     """k-shot probe accuracy for each k, over `draws` independent draws of the shots.
 
     Draw d for shot count k uses `sample_k_shot(pool_y, k, seed=s)` with `s` derived from

@@ -37,19 +37,23 @@ __all__ = ["alignment", "uniformity", "modality_gap", "gap_vector", "effective_r
 def _check_cloud(name: str, x: object, *, min_rows: int = 1) -> Tensor:
     check_embeddings(name, x)
     if x.shape[0] < min_rows:
-        raise ValueError(f"`{name}` has shape {tuple(x.shape)}; this metric compares pairs of rows, "
+        raise ValueError(f"`{name}` has shape {tuple(x.shape)}; "
+                         "this metric compares pairs of rows, "
                          f"so it needs at least {min_rows} rows.")
     check_finite_if_cheap(name, x)
     return x
 
 
 def _check_directions(name: str, x: Tensor) -> None:
-    """Refuse zero rows, whose direction x̂ = x/‖x‖ is undefined (where values are cheap to read)."""
+    """Refuse zero rows, whose direction x̂ = x/‖x‖ is undefined (where values are cheap to
+    read)."""
     if values_are_cheap(x):
         zero = (x == 0).all(dim=1).nonzero().flatten()  # (Z,)
         if zero.numel():
-            raise ValueError(f"`{name}` row {int(zero[0])} is a zero vector ({zero.numel()} of {x.shape[0]} rows are): "
-                             "its direction x/‖x‖ is undefined, and so is this metric. Drop those rows, or check "
+            raise ValueError(f"`{name}` row {int(zero[0])} is a zero vector "
+                             f"({zero.numel()} of {x.shape[0]} rows are): "
+                             "its direction x/‖x‖ is undefined, and so is this metric. "
+                             "Drop those rows, or check "
                              "the encoder (a tower whose output is all zero has stopped learning).")
 
 
@@ -63,7 +67,8 @@ def _check_two_clouds(a: object, b: object) -> None:
     _check_cloud("a", a)
     _check_cloud("b", b)
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"`a` {tuple(a.shape)} and `b` {tuple(b.shape)} must have the same embedding "
+        raise ValueError(f"`a` {tuple(a.shape)} and `b` {tuple(b.shape)} "
+                         "must have the same embedding "
                          f"width D (dim 1); got {a.shape[1]} and {b.shape[1]}.")
 
 
@@ -143,7 +148,8 @@ def gap_vector(a: Tensor, b: Tensor) -> Tensor:
     _check_two_clouds(a, b)
     _check_directions("a", a)
     _check_directions("b", b)
-    a_hat, b_hat = l2_normalize(_upcast(a), dim=-1), l2_normalize(_upcast(b), dim=-1)  # (B_a, D), (B_b, D)
+    # (B_a, D), (B_b, D)
+    a_hat, b_hat = l2_normalize(_upcast(a), dim=-1), l2_normalize(_upcast(b), dim=-1)
     return a_hat.mean(dim=0) - b_hat.mean(dim=0)  # (D,)
 
 
@@ -162,7 +168,8 @@ def modality_gap(a: Tensor, b: Tensor) -> Tensor:
 
 
 def mean_pairwise_cosine(x: Tensor) -> Tensor:
-    """Mean cosine over ordered pairs i ≠ j: `mean_{i≠j} x̂_i·x̂_j` (the cone effect, Liang et al., 2022).
+    """Mean cosine over ordered pairs i ≠ j: `mean_{i≠j} x̂_i·x̂_j` (the cone effect,
+    Liang et al., 2022).
 
     Computed in O(B·D) memory as `(‖Σ_i x̂_i‖² − Σ_i ‖x̂_i‖²) / (B(B−1))`. 1 when all rows
     point the same way, 0 for orthogonal rows; near 1 means the embeddings sit in a narrow cone.

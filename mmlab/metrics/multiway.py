@@ -43,10 +43,12 @@ def multiway_scores(x: Tensor, y: Tensor, gallery: Tensor, *, multiway: bool = T
     check_same_shape(("x", "y"), (x, y), dims="query batch size and width")
     check_embeddings("gallery", gallery)
     if gallery.shape[1] != x.shape[1]:
-        raise ValueError(f"`gallery` {tuple(gallery.shape)} must have the same width D as `x` and `y` "
+        raise ValueError(f"`gallery` {tuple(gallery.shape)} "
+                         "must have the same width D as `x` and `y` "
                          f"{tuple(x.shape)}; got {gallery.shape[1]} and {x.shape[1]}.")
     if not isinstance(multiway, bool):
-        raise TypeError(f"`multiway` must be True (Symile's MIP) or False (summed pairwise), got {multiway!r}.")
+        raise TypeError("`multiway` must be True (Symile's MIP) or False (summed pairwise), "
+                        f"got {multiway!r}.")
     for name, t in (("x", x), ("y", y), ("gallery", gallery)):
         check_finite_if_cheap(name, t)
     query = x * y if multiway else x + y  # (B, D)

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmlab._checks import (check_class_ids, check_embeddings, check_finite, check_finite_if_cheap, check_int,
-                           check_positive)
+from mmlab._checks import (check_class_ids, check_embeddings, check_finite, check_finite_if_cheap,
+                           check_int, check_positive)
 from mmlab._norm import l2_normalize
 from mmlab.metrics.classification import accuracy
 
@@ -51,7 +51,8 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
     check_embeddings("train_x", train_x)
     check_embeddings("test_x", test_x)
     if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"`train_x` {tuple(train_x.shape)} and `test_x` {tuple(test_x.shape)} must have the "
+        raise ValueError(f"`train_x` {tuple(train_x.shape)} and "
+                         f"`test_x` {tuple(test_x.shape)} must have the "
                          "same feature width D (dim 1).")
     check_class_ids("train_y", train_y, train_x.shape[0], "train_x")
     check_class_ids("test_y", test_y, test_x.shape[0], "test_x")
@@ -61,7 +62,8 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
     check_finite("test_x", test_x)
     classes = torch.unique(train_y)
     if classes.numel() < 2:
-        raise ValueError(f"`train_y` holds a single class ({classes.tolist()}); a probe needs at least two.")
+        raise ValueError(f"`train_y` holds a single class ({classes.tolist()}); "
+                         "a probe needs at least two.")
     from sklearn.linear_model import LogisticRegression  # lazy: keeps `import mmlab` fast
 
     clf = LogisticRegression(C=C, max_iter=max_iter)
@@ -88,10 +90,12 @@ def zero_shot_accuracy(x: Tensor, class_embeddings: Tensor, y: Tensor) -> float:
     check_embeddings("x", x)
     check_embeddings("class_embeddings", class_embeddings)
     if x.shape[1] != class_embeddings.shape[1]:
-        raise ValueError(f"`x` {tuple(x.shape)} and `class_embeddings` {tuple(class_embeddings.shape)} "
+        raise ValueError(f"`x` {tuple(x.shape)} and "
+                         f"`class_embeddings` {tuple(class_embeddings.shape)} "
                          "must have the same embedding width D (dim 1).")
     n_classes = class_embeddings.shape[0]
-    check_class_ids("y", y, x.shape[0], "x", n_classes=n_classes, classes_in=f"{n_classes} rows of `class_embeddings`")
+    check_class_ids("y", y, x.shape[0], "x", n_classes=n_classes,
+                    classes_in=f"{n_classes} rows of `class_embeddings`")
     check_finite_if_cheap("x", x)
     check_finite_if_cheap("class_embeddings", class_embeddings)
     common = torch.promote_types(x.dtype, class_embeddings.dtype)

@@ -20,12 +20,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["Ties", "ties_of_block", "cat_ties", "recall_in_expectation", "reciprocal_in_expectation",
-           "expected_rank"]
+__all__ = ["Ties", "ties_of_block", "cat_ties", "recall_in_expectation",
+           "reciprocal_in_expectation", "expected_rank"]
 
 
 class Ties(NamedTuple):
-    """Per query: h items strictly above the best true match, n others and m matches tied with it."""
+    """Per query: h items strictly above the best true match, n others and m matches tied with
+    it."""
 
     h: Tensor  # (B_q,) int64
     n: Tensor  # (B_q,) int64

@@ -120,18 +120,19 @@ def bar_chart(values: Mapping[str, float], title: str, yaxis: str, xaxis: str = 
         try:
             y = float(v.detach().cpu()) if isinstance(v, Tensor) else float(v)
         except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"`values[{name!r}]` must be a number, got {type(v).__name__} ({v!r:.60}).") from None
+            raise TypeError(f"`values[{name!r}]` must be a number, "
+                            f"got {type(v).__name__} ({v!r:.60}).") from None
         if not math.isfinite(y):
             raise ValueError(f"`values[{name!r}]` is {y}; every bar needs a finite number.")
         ys.append(y)
-    fig = go.Figure(go.Bar(x=[str(k) for k in values], y=ys, name=yaxis, text=[f"{v:.3g}" for v in ys],
-                           textposition="auto"))
+    fig = go.Figure(go.Bar(x=[str(k) for k in values], y=ys, name=yaxis,
+                           text=[f"{v:.3g}" for v in ys], textposition="auto"))
     fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis)
     return fig
 
 
-def line_chart(x: Sequence[float], ys: Mapping[str, Sequence[float]], title: str, xaxis: str, yaxis: str,
-               log_x: bool = False, log_y: bool = False) -> go.Figure:
+def line_chart(x: Sequence[float], ys: Mapping[str, Sequence[float]], title: str, xaxis: str,
+               yaxis: str, log_x: bool = False, log_y: bool = False) -> go.Figure:
     """Several named lines over a shared x (e.g. a sweep → a plot).
 
     Args:
@@ -151,7 +152,8 @@ def line_chart(x: Sequence[float], ys: Mapping[str, Sequence[float]], title: str
         y = _seq(f"ys[{name!r}]", y)
         if len(y) != len(xs):
             raise ValueError(f"`ys[{name!r}]` has {len(y)} values but `x` has {len(xs)}.")
-        fig.add_trace(go.Scatter(x=xs, y=y, mode="lines+markers", name=str(name), line=dict(color=color(k))))
+        fig.add_trace(go.Scatter(x=xs, y=y, mode="lines+markers", name=str(name),
+                                 line=dict(color=color(k))))
     fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis)
     if log_x:
         fig.update_xaxes(type="log")
