@@ -82,8 +82,9 @@ def _vocab():
 
 def _contrastive_model():
     from mmlab.encoders import MLPEncoder
-from mmlab.model import ContrastiveModel
-    enc = {"image": MLPEncoder(6, hidden=8, depth=1, out_dim=4), "audio": MLPEncoder(5, hidden=8, depth=1, out_dim=4)}
+    from mmlab.model import ContrastiveModel
+    enc = {"image": MLPEncoder(6, hidden=8, depth=1, out_dim=4),
+           "audio": MLPEncoder(5, hidden=8, depth=1, out_dim=4)}
     return ContrastiveModel(enc, None, L.info_nce)
 
 
