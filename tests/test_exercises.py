@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import mmlab.exercises as ex
+from test_exercises_06_11 import CORRECT_06_11, WRONG_06_11  # the second exercises, 06-11
 
 
 def _unit(x):
@@ -161,6 +162,7 @@ def effective_rank(x):
 
 
 CORRECT = {name: fn for name, fn in globals().items() if name in ex.names()}
+CORRECT.update(CORRECT_06_11)
 
 
 def test_every_exercise_has_an_independent_answer():
@@ -275,6 +277,9 @@ def _rank_no_offset(a, b, t, r, w):
 def _p(x, power=1):
     s = torch.linalg.svdvals(x) ** power
     return s / s.sum()
+
+
+WRONG.update(WRONG_06_11)
 
 
 def test_every_exercise_has_two_wrong_answers():
