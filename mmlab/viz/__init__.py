@@ -15,6 +15,7 @@ from mmlab.viz.notebook import figure_html, setup_notebook
 from mmlab.viz.reduce import Reducer, cache_info, clear_cache, reduce
 from mmlab.viz.retrieval import RetrievalApp, encode_dataset, retrieval_app
 from mmlab.viz.temperature import TemperatureExplorer, temperature_explorer, temperature_stats
+from mmlab.viz.controls_b import *  # noqa: F401,F403  (notebooks 06, 08-11: the controls)
 
 try:  # written by the attribution helper; optional until it lands
     from mmlab.viz.overlays import image_overlay, spectrogram_overlay, token_overlay
