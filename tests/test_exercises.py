@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 import mmlab.exercises as ex
 from test_exercises_01 import WRONG_01, similarity_matrix  # noqa: F401  (notebook 01's exercise)
+from test_exercises_06_11 import CORRECT_06_11, WRONG_06_11  # the second exercises, 06-11
 
 
 def _unit(x):
@@ -162,6 +163,7 @@ def effective_rank(x):
 
 
 CORRECT = {name: fn for name, fn in globals().items() if name in ex.names()}
+CORRECT.update(CORRECT_06_11)
 
 
 def test_every_exercise_has_an_independent_answer():
@@ -279,6 +281,7 @@ def _p(x, power=1):
 
 
 WRONG.update(WRONG_01)
+WRONG.update(WRONG_06_11)
 
 
 def test_every_exercise_has_two_wrong_answers():

@@ -14,11 +14,12 @@ random state as it found it. See docs/EXERCISES.md.
 from __future__ import annotations
 
 from mmlab.exercises import (attribution, clip, debugging, embedding, fewshot, fusion, geometry,
-                             multiway, negatives, scaling, temperature)
+                             multiway, negatives, scaling, second_06_07, second_10_11,
+                             temperature)
 from mmlab.exercises._core import NOT_ATTEMPTED, Case, Exercise, Mistake
 
 _MODULES = (embedding, geometry, clip, temperature, multiway, fusion, attribution, negatives,
-            fewshot, scaling, debugging)
+            fewshot, scaling, debugging, second_06_07, second_10_11)
 
 _REGISTRY: dict[str, Exercise] = {e.name: e for m in _MODULES for e in m.EXERCISES}
 

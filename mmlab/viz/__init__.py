@@ -19,6 +19,7 @@ from mmlab.viz.preview import (audio_player, audio_players, image_grid, show_bat
 from mmlab.viz.reduce import Reducer, cache_info, clear_cache, reduce
 from mmlab.viz.retrieval import RetrievalApp, encode_dataset, retrieval_app
 from mmlab.viz.temperature import TemperatureExplorer, temperature_explorer, temperature_stats
+from mmlab.viz.controls_b import *  # noqa: F401,F403  (notebooks 06, 08-11: the controls)
 
 __all__ = ["setup_notebook", "figure_html", "Reducer", "reduce", "cache_info", "clear_cache",
            "plot_embeddings", "trajectory_figure", "modality_gap_figure", "similarity_heatmap",
