@@ -323,7 +323,8 @@ def _make(name: str, shape: tuple[int, ...], case: Case, g: torch.Generator) -> 
         torch.randn(shape, generator=g, dtype=torch.float64)
     if name == "att":
         x = x.softmax(-1)
-    return x if "viz" not in case.name and "encoders" not in case.name and "fusion" not in case.name else x.float()
+    float32 = any(part in case.name for part in ("viz", "encoders", "fusion", "model."))  # modules
+    return x.float() if float32 else x
 
 
 def build(case: Case, sizes: dict[str, int], g: torch.Generator, override: dict[str, tuple] | None = None) -> dict:
