@@ -29,7 +29,7 @@ LOSSES: dict[str, Callable[..., Tensor]] = {
 }
 
 
-def _step(loss: Callable[..., Tensor], a: Tensor, b: Tensor, k: int | None, out: dict) -> Callable[[], None]:
+def _step(loss: Callable[..., Tensor], a: Tensor, b: Tensor, k: int | str, out: dict) -> Callable[[], None]:
     def run() -> None:
         a.grad = b.grad = None
         value = loss(a, b, k)
@@ -56,7 +56,7 @@ def run(quick: bool, device: str) -> list[dict]:
     rows = []
     for name, loss in LOSSES.items():
         full: dict = {}
-        s_full, reps, peak_full = measure(_step(loss, a, b, None, full), device, min_time=min_time, max_reps=max_reps)
+        s_full, reps, peak_full = measure(_step(loss, a, b, "full", full), device, min_time=min_time, max_reps=max_reps)
         rows.append({"loss": name, "B": n, "D": D, "chunk_size": "full (B, B)", "ms": s_full * 1e3, "runs": reps,
                      "peak_MiB": peak_full})
         print(f"  {name} B={n} full: {s_full * 1e3:.0f} ms, peak {peak_full} MiB", flush=True)
@@ -80,7 +80,7 @@ def sweep(sizes: list[int], dim: int, chunk_size: int, device: str, loss: str = 
     """
     fn = LOSSES[loss]
     warm = torch.randn(256, dim, device=device, requires_grad=True)  # first calls allocate thread pools etc.
-    for k in (min(chunk_size, 64), None):
+    for k in (min(chunk_size, 64), "full"):
         _step(fn, warm, warm.detach().clone().requires_grad_(), k, {})()
     rows = []
     for n in sizes:
@@ -88,7 +88,7 @@ def sweep(sizes: list[int], dim: int, chunk_size: int, device: str, loss: str = 
         a = torch.randn(n, dim, generator=g).to(device).requires_grad_()  # (B, D)
         b = torch.randn(n, dim, generator=g).to(device).requires_grad_()  # (B, D)
         row: dict = {"loss": loss, "B": n, "D": dim, "chunk_size": chunk_size, "logits_MiB": n * n * 4 / 2**20}
-        for name, k in (("chunked", chunk_size), ("full", None)):  # chunked first: no warm heap to reuse
+        for name, k in (("chunked", chunk_size), ("full", "full")):  # chunked first: no warm heap to reuse
             out: dict = {}
             s, _, peak = measure(_step(fn, a, b, k, out), device, min_time=0.0, max_reps=1)
             row.update({f"{name}_ms": s * 1e3, f"{name}_peak_MiB": peak, f"{name}_loss": out["loss"]})

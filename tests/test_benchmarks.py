@@ -112,3 +112,18 @@ def test_quick_losses_benchmark_runs():
     else:  # `make test` without `make bench-deps`: peer rows say so instead of crashing
         assert "not installed" in proc.stdout, proc.stdout
     assert "| fwd+bwd | info_nce | mmlab | 64 |" in proc.stdout
+
+
+def test_quick_floor_benchmark_reports_matmul_times():
+    """Each loss's time is reported in units of one matmul of the same shapes, against its floor."""
+    from benchmarks import losses_floor
+
+    rows = losses_floor.run(True, "cpu")
+    for family, floor in (("info_nce", 3), ("siglip", 3), ("symile", 3 * losses_floor.SYMILE_M)):
+        mine = [r for r in rows if r["loss"] == family and r["impl"].startswith("mmlab default")]
+        assert [r["B"] for r in mine] == list(losses_floor.QUICK_SIZES)
+        for r in mine:
+            assert r["floor"] == floor and r["matmul_ms"] > 0
+            assert r["matmul_times"] == pytest.approx(r["ms"] / r["matmul_ms"])
+            assert r["ratio_to_floor"] == pytest.approx(r["matmul_times"] / floor)
+            assert "(full)" in r["impl"]  # quick sizes are below the switch: the full path

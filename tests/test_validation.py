@@ -134,7 +134,7 @@ CASES: list[Case] = [
          extras=[("init τ < 0", {"_ctor": lambda: L.SigLipLoss(init_temperature=-1.0)}, ("init_temperature",))]),
     Case("losses.symile", lambda e0, e1, e2, **kw: L.symile(e0, e1, e2, **kw),
          {"e0": ("B", "D"), "e1": ("B", "D"), "e2": ("B", "D")}, temps=("temperature",),
-         fixed={"negatives": "n"}, options=("negatives",), aliases=VARARGS),
+         fixed={"negatives": "n"}, options=("negatives", "chunk_size"), aliases=VARARGS),
     Case("losses.SymileLoss", _module(lambda: L.SymileLoss(), lambda m, e0, e1, e2: m(e0, e1, e2)),
          {"e0": ("B", "D"), "e1": ("B", "D"), "e2": ("B", "D")}, aliases=VARARGS,
          extras=[("negatives", {"_ctor": lambda: L.SymileLoss(negatives="all")}, ("negatives",))]),
@@ -526,6 +526,8 @@ def _leaves(*shapes: tuple[int, ...], scale: float = 1.0, dtype=torch.float64) -
 
 HUGE = {
     "symile_n": lambda a, b: L.symile(a, b, torch.ones_like(a), temperature=1.0, normalize=False),
+    "symile_n_chunked": lambda a, b: L.symile(a, b, torch.ones_like(a), temperature=1.0, normalize=False,
+                                              chunk_size=2),
     "symile_n2": lambda a, b: L.symile(a, b, torch.ones_like(a), temperature=1.0, negatives="n_squared", normalize=False),
     "pairwise": lambda a, b: L.pairwise_info_nce(a, b, temperature=1.0, normalize=False),
     "queue": lambda a, b: L.queue_info_nce(a, b, -b.detach()[:3], 1.0, normalize=False),
@@ -548,6 +550,7 @@ TENSOR_TAU = {
     "siglip": lambda a, b, t: L.siglip(a, b, t),
     "siglip_chunked": lambda a, b, t: L.siglip(a, b, t, chunk_size=2),
     "symile": lambda a, b, t: L.symile(a, b, a + b, temperature=t),
+    "symile_chunked": lambda a, b, t: L.symile(a, b, a + b, temperature=t, chunk_size=2),
     "pairwise": lambda a, b, t: L.pairwise_info_nce(a, b, temperature=t),
     "clip_lite": lambda a, b, t: L.clip_lite(a, b, t),
     "debiased": lambda a, b, t: L.debiased_info_nce(a, b, t),

@@ -24,7 +24,10 @@ inputs, and any input under `torch.autocast`, are computed in float32.
   2020); the symmetric CLIP-style functional core and its module
 - `block_info_nce`, `block_mask`: InfoNCE with negatives restricted to blocks of k (a control)
 - `supcon`: supervised contrastive (Khosla et al. 2020)
-- `chunk_size=K` in `info_nce` / `siglip`: memory-efficient large batches (see `chunked`)
+- `chunk_size` in `info_nce`, `siglip`, `symile` and their modules: None (default) chooses the
+  full (B, B) logits for small batches and blocks of K rows for large ones, which are smaller
+  and faster there (`chunking` has the rule; `chunked`: InfoNCE in 4 matmuls; `fused`: SigLIP and
+  Symile's loss and gradient in one pass of 3 matmuls); an int K or "full" forces a path
 """
 
 from mmlab.losses.block import block_info_nce, block_mask

@@ -167,11 +167,6 @@ def as_bias(bias: Any, like: Tensor) -> float | Tensor:
     return float(bias)
 
 
-def check_chunk_size(chunk_size: Any) -> int | None:
-    """None (no chunking) or an int ≥ 1."""
-    return None if chunk_size is None else check_int("chunk_size", chunk_size, minimum=1)
-
-
 def unpack_modalities(embeddings: tuple[Any, ...],
                       minimum: int = 2) -> tuple[list[str], list[str], list[Any]]:
     """Accept `f(x, y, z)` or `f({"image": x, ...})`.

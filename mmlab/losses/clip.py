@@ -18,16 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmlab.losses._prep import (as_scale, as_tensor_scalar, check_chunk_size, in_float32, prepare,
-                                unpack_modalities)
+from mmlab.losses._prep import as_scale, in_float32, prepare, unpack_modalities
 from mmlab.losses.chunked import chunked_info_nce
+from mmlab.losses.chunking import check_chunk_size, resolve_chunk_size
 from mmlab.losses.output import DEFAULT_TEMPERATURE, LossOutput
 from mmlab.losses.temperature import LearnableTemperature
 
 
 @in_float32
 def info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = DEFAULT_TEMPERATURE, *,
-             normalize: bool = True, chunk_size: int | None = None) -> LossOutput:
+             normalize: bool = True, chunk_size: int | str | None = None) -> LossOutput:
     """Symmetric InfoNCE (CLIP) loss: ½[CE(S/τ, I) + CE(Sᵀ/τ, I)], S_ij = cos(a_i, b_j).
 
     Oord et al. 2018 "Representation Learning with Contrastive Predictive Coding";
@@ -38,17 +38,19 @@ def info_nce(a: Tensor, b: Tensor, temperature: float | Tensor = DEFAULT_TEMPERA
         b: (B, D) embeddings of the second modality.
         temperature: τ > 0, a float or a 0-d tensor (gradients flow to it).
         normalize: L2-normalise a and b first (S is then the cosine similarity).
-        chunk_size: if given, compute the loss K rows at a time and never build the (B, B)
-            logits, in forward or backward (same value and gradients; `logits` is then None).
+        chunk_size: None: choose (the full logits below B = 2,048 on a CPU, else blocks; see
+            `mmlab.losses.chunking`); an int K: compute the loss K rows at a time and never
+            build the (B, B) logits, in forward or backward (same value and gradients up to
+            rounding, and faster for large B); "full": always the full logits.
     Returns:
-        LossOutput with `logits` L = S/τ (B, B) and terms
+        LossOutput with `logits` L = S/τ (B, B) (None on the block path) and terms
         {"a_to_b": CE(L, I), "b_to_a": CE(Lᵀ, I)}.
     """
     a, b = prepare(("a", "b"), (a, b), normalize)
     scale = as_scale(temperature, a)
-    chunk_size = check_chunk_size(chunk_size)
+    chunk_size = resolve_chunk_size(chunk_size, a.shape[0], b.shape[0], a.device)
     if chunk_size is not None:
-        loss, a_to_b, b_to_a = chunked_info_nce(a, b, as_tensor_scalar(scale, a), chunk_size)
+        loss, a_to_b, b_to_a = chunked_info_nce(a, b, scale, chunk_size)
         return LossOutput(loss, None, {"a_to_b": a_to_b, "b_to_a": b_to_a})
     logits = (a * scale) @ b.T  # (B, B): S/τ, scaling the (B, D) side is cheaper
     labels = torch.arange(logits.shape[0], device=logits.device)  # (B,)
@@ -94,13 +96,13 @@ class ClipLoss(LearnableTemperature):
         init_temperature: initial τ (CLIP: `DEFAULT_TEMPERATURE` = 0.07).
         learnable: whether `logit_scale` receives gradients.
         normalize: L2-normalise inside the loss (set False if the model already did).
-        chunk_size: passed to `info_nce` for memory-efficient large batches.
+        chunk_size: passed to `info_nce` (None: choose; an int K: blocks of K rows; "full").
     """
 
     multiway = False
 
     def __init__(self, init_temperature: float = DEFAULT_TEMPERATURE, learnable: bool = True, *,
-                 normalize: bool = True, chunk_size: int | None = None) -> None:
+                 normalize: bool = True, chunk_size: int | str | None = None) -> None:
         super().__init__(init_temperature, learnable)
         self.normalize = normalize
         self.chunk_size = check_chunk_size(chunk_size)

@@ -16,16 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmlab.losses._prep import (as_bias, as_scale, as_tensor_scalar, check_chunk_size, in_float32,
-                                prepare)
-from mmlab.losses.chunked import chunked_siglip_sum
+from mmlab.losses._prep import as_bias, as_scale, as_tensor_scalar, in_float32, prepare
+from mmlab.losses.chunking import check_chunk_size, resolve_chunk_size
+from mmlab.losses.fused import fused_sigmoid_sum
 from mmlab.losses.output import LossOutput
 from mmlab.losses.temperature import LearnableTemperature
 
 
 @in_float32
 def siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1, bias: float | Tensor = -10.0,
-           *, normalize: bool = True, chunk_size: int | None = None) -> LossOutput:
+           *, normalize: bool = True, chunk_size: int | str | None = None) -> LossOutput:
     """SigLIP loss −(1/B) Σ_i Σ_j log σ(z_ij (S_ij/τ + bias)), z = +1 on the diagonal, −1
     elsewhere.
 
@@ -37,7 +37,8 @@ def siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1, bias: float 
         temperature: τ > 0 (float or 0-d tensor); SigLIP initialises 1/τ = 10.
         bias: the learnable offset b (float or 0-d tensor); SigLIP initialises −10.
         normalize: L2-normalise a and b first.
-        chunk_size: if given, never build the (B, B) logits (forward or backward); `logits` is None.
+        chunk_size: None: choose (see `mmlab.losses.chunking`); an int K: blocks of K rows, loss
+            and gradient in one pass, never the (B, B) logits (`logits` is then None); "full".
     Returns:
         LossOutput with `logits` S/τ + bias (B, B) and terms {"pos": −(1/B) Σ_i log σ(L_ii),
         "neg": −(1/B) Σ_{i≠j} log σ(−L_ij)} (pos + neg = loss).
@@ -45,12 +46,12 @@ def siglip(a: Tensor, b: Tensor, temperature: float | Tensor = 0.1, bias: float 
     a, b = prepare(("a", "b"), (a, b), normalize)
     scale = as_scale(temperature, a)
     bias = as_bias(bias, a)
-    chunk_size = check_chunk_size(chunk_size)
+    chunk_size = resolve_chunk_size(chunk_size, a.shape[0], b.shape[0], a.device)
     n = a.shape[0]
     if chunk_size is not None:
-        loss = chunked_siglip_sum(a, b, as_tensor_scalar(scale, a), as_tensor_scalar(bias, a),
-                                  chunk_size) / n
-        pos_logits = scale * (a * b).sum(dim=-1) + bias  # (B,)
+        a_scaled = a * scale  # (B, D)
+        loss = fused_sigmoid_sum(a_scaled, b, as_tensor_scalar(bias, a), chunk_size) / n
+        pos_logits = (a_scaled * b).sum(dim=-1) + bias  # (B,)
         logits = None
     else:
         logits = (a * scale) @ b.T + bias  # (B, B)
@@ -73,14 +74,14 @@ class SigLipLoss(LearnableTemperature):
         init_bias: initial bias (SigLIP: −10).
         learnable: whether `logit_scale` and `bias` receive gradients.
         normalize: L2-normalise inside the loss.
-        chunk_size: passed to `siglip` for memory-efficient large batches.
+        chunk_size: passed to `siglip` (None: choose; an int K: blocks of K rows; "full").
     """
 
     multiway = False
 
     def __init__(self, init_temperature: float = 0.1, init_bias: float = -10.0,
                  learnable: bool = True, *, normalize: bool = True,
-                 chunk_size: int | None = None) -> None:
+                 chunk_size: int | str | None = None) -> None:
         super().__init__(init_temperature, learnable)
         self.bias = nn.Parameter(torch.tensor(float(as_bias(init_bias, torch.empty(0)))),
                                  requires_grad=bool(learnable))

@@ -34,6 +34,8 @@ from torch import Tensor
 
 from mmlab._checks import check_choice, check_embeddings, check_finite_if_cheap, check_same_shape
 from mmlab.losses._prep import as_scale, in_float32, prepare, unpack_modalities
+from mmlab.losses.chunking import FULL, check_chunk_size, resolve_chunk_size
+from mmlab.losses.fused import fused_row_lse_sum
 from mmlab.losses.output import DEFAULT_TEMPERATURE, LossOutput
 from mmlab.losses.temperature import LearnableTemperature
 
@@ -83,24 +85,36 @@ def _candidates_n_squared(others: list[Tensor]) -> Tensor:
     return prod
 
 
-def _logits_n(anchor: Tensor, others: list[Tensor], positives: Tensor,
-              generator: torch.Generator | None) -> Tensor:
-    """(B, B) unscaled logits: shuffled tuples off the diagonal, the positive MIPs (B,) on it."""
-    n = anchor.shape[0]
-    device = anchor.device if generator is None else generator.device
+def _shuffled_product(others: list[Tensor], generator: torch.Generator | None) -> Tensor:
+    """(B, D) candidates for "n": row j is Π_k x^k_{π_k(j)}, one permutation π_k per modality k."""
+    n = others[0].shape[0]
+    device = others[0].device if generator is None else generator.device
     prod = None
     for x in others:
         perm = torch.randperm(n, generator=generator, device=device)  # (B,)
         shuffled = x[perm.to(x.device)]  # (B, D); `.to` copies only for a generator elsewhere
         prod = shuffled if prod is None else prod * shuffled  # (B, D)
-    logits = anchor @ prod.T  # (B, B)
-    return logits.diagonal_scatter(positives)
+    return prod
+
+
+def _cross_entropy_n(anchor: Tensor, candidates: Tensor, positives: Tensor, scale: float | Tensor,
+                     chunk_size: int | None) -> tuple[Tensor, Tensor | None]:
+    """CE of L = s·(anchor candidatesᵀ with diagonal `positives`) against the diagonal, and L
+    ((B, B), or None on the block path: `mmlab.losses.fused`, loss and gradient in one pass)."""
+    if chunk_size is None:
+        logits = (anchor @ candidates.T).diagonal_scatter(positives) * scale  # (B, B)
+        labels = torch.arange(logits.shape[0], device=logits.device)  # (B,)
+        return F.cross_entropy(logits, labels), logits
+    pos_scaled = positives * scale  # (B,)
+    row_lse_sum = fused_row_lse_sum(anchor * scale, candidates, pos_scaled, chunk_size)
+    return row_lse_sum / anchor.shape[0] - pos_scaled.mean(), None
 
 
 @in_float32
 def symile(*embeddings: Any, temperature: float | Tensor = DEFAULT_TEMPERATURE,
            negatives: str = "n", normalize: bool = True,
-           generator: torch.Generator | None = None) -> LossOutput:
+           generator: torch.Generator | None = None,
+           chunk_size: int | str | None = None) -> LossOutput:
     """Symile loss (1/M) Σ_m CE(L^m, positives), L^m_{i,c} = MIP(x^m_i, candidate c)/τ.
 
     Saporta, Puli, Goldstein, Ranganath 2024 "Contrasting with Symile: Simple Model-Agnostic
@@ -114,6 +128,10 @@ def symile(*embeddings: Any, temperature: float | Tensor = DEFAULT_TEMPERATURE,
             (all B^(M−1) − 1 tuples, O(B^M·D) work and memory: small B only).
         normalize: L2-normalise every embedding first.
         generator: random source for the "n" permutations (None: the global RNG).
+        chunk_size: for "n" only. None: choose (the full (B, B) logits below B = 2,048 on a CPU,
+            else blocks; see `mmlab.losses.chunking`); an int K: blocks of K rows, never a
+            (B, B) tensor, same permutations and values up to rounding (`logits` is then None);
+            "full": always the full logits. "n_squared" accepts None and "full" only.
     Returns:
         LossOutput with `logits` L^0 (the first modality as anchor: (B, B) for "n",
         (B, B^(M−1)) for "n_squared") and one CE term per anchor modality, keyed by its index
@@ -123,7 +141,14 @@ def symile(*embeddings: Any, temperature: float | Tensor = DEFAULT_TEMPERATURE,
     check_choice("negatives", negatives, NEGATIVES)
     xs = prepare(names, xs, normalize)
     scale = as_scale(temperature, xs[0])
-    labels = torch.arange(xs[0].shape[0], device=xs[0].device)  # (B,)
+    n = xs[0].shape[0]
+    chunk = None  # "n_squared": always the full (B, B^(M−1)) logits
+    if negatives == "n":
+        chunk = resolve_chunk_size(chunk_size, n, n, xs[0].device)
+    elif check_chunk_size(chunk_size) not in (None, FULL):
+        raise ValueError(f"`chunk_size` applies to negatives='n' only, got {chunk_size!r} with "
+                         "negatives='n_squared'; pass chunk_size=None or use negatives='n'.")
+    labels = torch.arange(n, device=xs[0].device)  # (B,)
     terms: dict[str, Tensor] = {}
     first_logits = None
     positives = _mip(*xs) if negatives == "n" else None  # (B,): the same for every anchor
@@ -131,9 +156,10 @@ def symile(*embeddings: Any, temperature: float | Tensor = DEFAULT_TEMPERATURE,
         others = [x for k, x in enumerate(xs) if k != m]
         if negatives == "n_squared":
             logits = (anchor * scale) @ _candidates_n_squared(others).T  # (B, B^(M−1))
+            terms[keys[m]] = F.cross_entropy(logits, labels)
         else:
-            logits = _logits_n(anchor, others, positives, generator) * scale  # (B, B)
-        terms[keys[m]] = F.cross_entropy(logits, labels)
+            candidates = _shuffled_product(others, generator)  # (B, D)
+            terms[keys[m]], logits = _cross_entropy_n(anchor, candidates, positives, scale, chunk)
         if first_logits is None:
             first_logits = logits
     loss = torch.stack(list(terms.values())).mean()
@@ -153,20 +179,23 @@ class SymileLoss(LearnableTemperature):
         learnable: whether `logit_scale` receives gradients.
         negatives: "n" or "n_squared" (see `symile`).
         normalize: L2-normalise inside the loss.
+        chunk_size: passed to `symile` (None: choose; an int K: blocks of K rows; "full").
     """
 
     multiway = True
 
     def __init__(self, init_temperature: float = DEFAULT_TEMPERATURE, learnable: bool = True,
-                 negatives: str = "n", *, normalize: bool = True) -> None:
+                 negatives: str = "n", *, normalize: bool = True,
+                 chunk_size: int | str | None = None) -> None:
         super().__init__(init_temperature, learnable)
         self.negatives = check_choice("negatives", negatives, NEGATIVES)
         self.normalize = normalize
+        self.chunk_size = check_chunk_size(chunk_size)
 
     def forward(self, *embeddings: Any, generator: torch.Generator | None = None) -> LossOutput:
         """Args: M ≥ 2 (B, D) tensors or one dict of them. Returns: `symile(...)`."""
         return symile(*embeddings, temperature=1.0 / self.scale(), negatives=self.negatives,
-                      normalize=self.normalize, generator=generator)
+                      normalize=self.normalize, generator=generator, chunk_size=self.chunk_size)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature:.4g}, negatives={self.negatives!r}"

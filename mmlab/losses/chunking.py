@@ -1,0 +1,84 @@
+"""Which path a contrastive loss takes: the full (B, B) logits, or blocks of K rows.
+
+A symmetric InfoNCE forward and backward needs three (B, D) × (D, B) matrix products: the
+logits L = s·A Bᵀ, then ∂/∂A = G B and ∂/∂B = Gᵀ A with G = ∂loss/∂L. Everything else is
+elementwise work on the (B, B) logits (softmax in both directions, their backward). The full path
+writes and re-reads a (B, B) matrix several times; once it outgrows the caches, that memory
+traffic, not the arithmetic, sets the time (14.8 matmul-times at B = 8,192 on a 2-core CPU).
+The block path (`mmlab.losses.chunked`, `mmlab.losses.fused`) keeps each (K, B) block in cache
+and never stores a (B, B) tensor, so it is both smaller and faster there; below the switch the
+full path is as fast and also returns the logits for plotting.
+
+`chunk_size` in `info_nce`, `siglip`, `symile` and their modules:
+- None (default): choose. The full path while B < `min_batch(device)`, else blocks of
+  K = `block_rows(n_cols, device)` rows. The notebooks' batches (B ≤ 1,024) take the full path.
+- an int K ≥ 1: blocks of K rows, always (K ≥ B is one block).
+- "full": the full (B, B) logits, always.
+
+The switch and the block size were measured with `python -m benchmarks --only losses_floor`
+(BENCHMARKS.md, section "Losses against the matmul floor"). On CUDA they are a guess that no run
+has checked yet (no GPU was available): the switch is set where the (B, B) float32 logits reach
+256 MiB, and the blocks hold about 2²⁴ logits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from mmlab._checks import check_int
+
+FULL = "full"
+
+CPU_MIN_BATCH = 2048
+"""On the CPU the block path is chosen from this batch size on (B, B float32 logits: 16 MiB)."""
+CPU_BLOCK_LOGITS = 2 ** 19
+"""Logits per block on the CPU (2 MiB of float32): K = CPU_BLOCK_LOGITS // B rows."""
+CUDA_MIN_BATCH = 8192
+"""On CUDA (unmeasured): from B = 8,192, where the (B, B) float32 logits take 256 MiB."""
+CUDA_BLOCK_LOGITS = 2 ** 24
+"""Logits per block on CUDA (unmeasured): 64 MiB of float32."""
+MIN_BLOCK_ROWS = 32
+"""Never fewer rows per block: a thinner matmul runs far below the machine's peak."""
+
+
+def check_chunk_size(chunk_size: Any) -> int | str | None:
+    """None (choose), "full", or an int ≥ 1; anything else is a clear error."""
+    if chunk_size is None or chunk_size == FULL:
+        return chunk_size
+    if isinstance(chunk_size, str):
+        raise ValueError(f"`chunk_size` must be None (choose), {FULL!r} or an int ≥ 1, "
+                         f"got {chunk_size!r}.")
+    return check_int("chunk_size", chunk_size, minimum=1)
+
+
+def min_batch(device: torch.device | str) -> int:
+    """The batch size from which `chunk_size=None` takes the block path on `device`."""
+    return CUDA_MIN_BATCH if torch.device(device).type == "cuda" else CPU_MIN_BATCH
+
+
+def block_rows(n_cols: int, device: torch.device | str) -> int:
+    """Rows per block K for logits with `n_cols` columns: about one block of logits in cache."""
+    logits = CUDA_BLOCK_LOGITS if torch.device(device).type == "cuda" else CPU_BLOCK_LOGITS
+    return max(MIN_BLOCK_ROWS, logits // max(n_cols, 1))
+
+
+def resolve_chunk_size(chunk_size: int | str | None, n_rows: int, n_cols: int,
+                       device: torch.device | str) -> int | None:
+    """The rows per block a loss uses, or None for the full (B, B) path.
+
+    Args:
+        chunk_size: None (choose), "full" or an int ≥ 1 (checked here).
+        n_rows: B, the rows of the logits (the anchors).
+        n_cols: the columns of the logits (B for CLIP, SigLIP and Symile's "n" negatives).
+        device: where the embeddings are.
+    """
+    chunk_size = check_chunk_size(chunk_size)
+    if chunk_size == FULL:
+        return None
+    if chunk_size is not None:
+        return int(chunk_size)
+    if n_rows < min_batch(device):
+        return None
+    return min(n_rows, block_rows(n_cols, device))
