@@ -30,10 +30,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
-# JupyterLab with its news feed and update check off: nothing it does reaches the internet.
+# JupyterLab with the project's settings (jupyter/jupyter_lab_config.py, also used by
+# tests/test_browser.py): news feed and update check off, and never a question about them.
+LAB_CONFIG := --config=jupyter/jupyter_lab_config.py
 lab: setup
-	$(VENV)/bin/jupyter lab --LabApp.news_url=None \
-		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_CONFIG) notebooks/
 
 test: setup test-lib test-notebooks
 
@@ -99,6 +100,12 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(OFFLINE) $(PY) -m benchmarks --quick --no-write
+
+# The wheel installs and works outside the checkout: builds it, installs it in a fresh venv in a
+# temporary directory (and `pip install .` in another) and runs a smoke test there.
+.PHONY: wheel-smoke
+wheel-smoke: setup
+	$(OFFLINE) $(PY) scripts/wheel_smoke.py
 
 # The shipped speech: espeak-ng clips, and FSDD's recordings as FLAC (FSDD=path to a copy of FSDD).
 FSDD ?= ../shared/datasets/fsdd

@@ -3,13 +3,16 @@
 Starts a headless JupyterLab on 127.0.0.1 (free port, random token) on a temporary copy of
 tests/assets/browser_demo.ipynb, drives Debian's Chromium with Playwright (never
 `playwright install`), runs all cells, checks that the scatter plot has drawn points, moves the
-τ slider with the keyboard and checks that the softmax bars change. Saves a screenshot to
-build/screenshots/ as a test artefact.
+τ slider with the keyboard and checks that the softmax bars change, and that JupyterLab never
+asked about "official Jupyter news". JupyterLab gets the project's settings exactly as `make lab`
+passes them (the Makefile's LAB_CONFIG). Saves a screenshot to build/screenshots/ as a test
+artefact.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -27,6 +30,8 @@ SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM = shutil.which("chromium")
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+NEWS_QUESTION = "official Jupyter news"  # "Would you like to get notified about official ..."
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")]
@@ -50,6 +55,13 @@ def _wait_http(url: str, timeout: float) -> None:
     raise TimeoutError(f"JupyterLab did not answer at {url} within {timeout} s")
 
 
+def _lab_config_flag() -> str:
+    """`make lab`'s --config flag (the Makefile's LAB_CONFIG), with an absolute path."""
+    m = re.search(r"^LAB_CONFIG := --config=(\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert m, "the Makefile has no `LAB_CONFIG := --config=...` line for `make lab`"
+    return f"--config={ROOT / m.group(1)}"
+
+
 def _bar_paths(page, plot_index: int) -> list[str]:
     return page.evaluate(
         """(i) => {
@@ -71,7 +83,7 @@ def test_notebook_plots_render_and_slider_updates(tmp_path):
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
          "--allow-root", f"--ServerApp.token={token}", f"--ServerApp.root_dir={work}",
-         "--LabApp.news_url=", "--ServerApp.port_retries=0"],
+         _lab_config_flag(), "--ServerApp.port_retries=0"],
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = context = None
@@ -126,6 +138,11 @@ def test_notebook_plots_render_and_slider_updates(tmp_path):
                 assert after != before, "moving the τ slider did not change the softmax bars"
                 text_after = page.locator(".widget-html-content", has_text="entropy").first.inner_text()
                 assert text_after != text_before
+
+                # long after the start, JupyterLab has not asked whether it may fetch the news
+                # (the toast, if any, stays until answered; the notification list keeps it too)
+                asked = NEWS_QUESTION in page.content()
+                assert not asked, f"JupyterLab asked the learner about {NEWS_QUESTION!r}"
             finally:
                 if page is not None:
                     page.screenshot(path=str(SCREENSHOTS / "browser_demo.png"), full_page=True)

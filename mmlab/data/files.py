@@ -3,6 +3,13 @@
 Every file a loader reads is listed in `data/manifest.json` with its sha256. A loader calls
 `verified_path(relpath)`, which checks the file once per process (the result is cached by
 path, size and modification time) and raises `DataFileError` when it is missing or corrupt.
+
+Where the data directory is (`data_root()`), first match wins:
+1. `$MMLAB_DATA`, when set;
+2. `mmlab/_data/` inside the installed package: a wheel or a non-editable `pip install .`
+   carries the shipped files there (setup.py copies them at build time);
+3. the source checkout's `data/` (beside `mmlab/`): editable installs and `make`.
+A checkout never has `mmlab/_data/`, so the one copy of the data lives in `data/`.
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ from typing import Any
 import mmlab
 
 DATA_ENV = "MMLAB_DATA"
-DATA_ROOT: Path = Path(os.environ.get(DATA_ENV)
-                       or Path(mmlab.__file__).resolve().parents[1] / "data")
+_PACKAGE_DATA = Path(mmlab.__file__).resolve().parent / "_data"  # in a wheel (see setup.py)
+_CHECKOUT_DATA = Path(mmlab.__file__).resolve().parents[1] / "data"  # in a source checkout
 MANIFEST_NAME = "manifest.json"
 REBUILD_COMMAND = "python data/build_speech.py"
 
@@ -32,9 +39,15 @@ class DataFileError(OSError):
 
 
 def data_root() -> Path:
-    """The data directory: `$MMLAB_DATA` if set (read at every call), else the repo's `data/`."""
+    """The data directory: `$MMLAB_DATA` if set (read at every call), else the installed
+    package's `mmlab/_data/` if it exists, else the source checkout's `data/`."""
     env = os.environ.get(DATA_ENV)
-    return Path(env) if env else Path(mmlab.__file__).resolve().parents[1] / "data"
+    if env:
+        return Path(env)
+    return _PACKAGE_DATA if (_PACKAGE_DATA / MANIFEST_NAME).is_file() else _CHECKOUT_DATA
+
+
+DATA_ROOT: Path = data_root()  # the data directory when mmlab.data was imported
 
 
 def _fix_hint(root: Path, rebuild: str = REBUILD_COMMAND) -> str:
