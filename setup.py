@@ -13,7 +13,8 @@ outside the checkout (`mmlab.data.data_root()` prefers `mmlab/_data/`; `$MMLAB_D
 
 The build scripts (`data/build_*.py`) stay in the repository. Editable installs copy nothing:
 they read `data/` in place. The sdist carries `data/` (MANIFEST.in), so a wheel built from it
-is the same. `scripts/wheel_smoke.sh` builds the wheel and tests it in a fresh environment.
+is the same. `scripts/wheel_smoke.py` (`make wheel-smoke`) builds the wheel and tests it in a
+fresh environment.
 """
 
 from __future__ import annotations
