@@ -133,7 +133,11 @@ def course_rows(names: list[str]) -> dict[str, dict]:
         words, regions = it.prose_words(NOTEBOOKS / f"{name}.ipynb")
         exercises = max(len(groups.get(name[:2], [])), regions)
         row = rows[name[:2]]
-        out[name] = {**row, "learner": it.learner_minutes(words, exercises, row["tiny"])}
+        cells = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
+        title = next((line[2:].strip() for c in cells if c["cell_type"] == "markdown"
+                      for line in _text(c["source"]).splitlines() if line.startswith("# ")), name)
+        out[name] = {**row, "title": title,
+                     "learner": it.learner_minutes(words, exercises, row["tiny"])}
     return out
 
 
@@ -149,12 +153,12 @@ def landing_page(names: list[str], rows: dict[str, dict], full: bool) -> str:
     before = _readme_section("Before you start")
     path_text = _readme_section("The path through the course")
     after_table = path_text.split("\n\n", 1)[1].split("\n\n")[0] if "\n\n" in path_text else ""
-    table = ["| # | notebook | you will see | compute, tiny mode (2 CPU cores) | compute, full "
-             "mode (CPU) | learner time (estimate) | download |", "|---|---|---|---|---|---|---|"]
+    path = []
     for name in names:
         r = rows[name]
-        table.append(f"| {name[:2]} | [{name}]({name}.ipynb) | {r['see']} | {r['tiny']} | "
-                     f"{r['full']} | about {r['learner']} min | {_download(name, 'student')} |")
+        path.append(f"- **[{r['title']}]({name}.ipynb)**: {r['see']}.\n  Compute {r['tiny']} in "
+                    f"tiny mode (2 CPU cores), {r['full']} in full mode (CPU); learner time about "
+                    f"{r['learner']} min (estimate); download {_download(name, 'student')}.")
     mode = ("full mode (`MMLAB_TINY=0`)" if full else
             "tiny mode (`MMLAB_TINY=1`: small models and data, every claim the same)")
     return "\n".join([
@@ -169,7 +173,7 @@ def landing_page(names: list[str], rows: dict[str, dict], full: bool) -> str:
         "JupyterLab for those. The download links give the notebook without outputs, as a "
         "learner starts it.", "",
         "## Before you start", "", _strip_repo_links(before), "",
-        "## The path through the course", "", *table, "", _strip_repo_links(after_table), "",
+        "## The path through the course", "", *path, "", _strip_repo_links(after_table), "",
         "Compute times are measured (see `notebooks/README.md` in the repository); learner times "
         "are estimates: the prose read at 100 words a minute, 10 minutes per checked exercise "
         "and the tiny-mode compute time (`docs/INSTRUCTORS.md`).", "",
