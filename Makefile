@@ -6,6 +6,7 @@
 #       speech: espeak-ng clips and FSDD recordings), make clean-venv.
 #       make student / make instructor write the two editions of the course into build/ (see
 #       docs/INSTRUCTORS.md); make test-editions runs both in tiny mode.
+#       make book builds the course as a static website in build/book/ (docs/INSTRUCTORS.md).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -17,7 +18,8 @@ NB_ENV := MMLAB_TINY=1 PYTHONHASHSEED=0
 SEEDS ?= 0 1 2 3 4
 
 .PHONY: setup lab test test-lib test-notebooks student instructor test-editions test-student \
-	test-instructor claims claims-check course bench bench-deps bench-quick data clean-venv strip
+	test-instructor claims claims-check course bench bench-deps bench-quick data clean-venv strip \
+	book book-deps
 
 setup: $(STAMP)
 
@@ -86,6 +88,21 @@ course: setup
 		--output-dir build notebooks/[0-9]*.ipynb
 	@$(PY) scripts/check_offline_html.py build/*.html
 	@echo "HTML for every notebook is in build/ (plotly figures interactive; widgets need a kernel)"
+
+# The course as a static website, offline (scripts/book.py, Jupyter Book 1): the notebooks
+# executed headless in tiny mode (FULL=1: full mode) under build/book-work/, the HTML in
+# build/book/ (open build/book/index.html). Executed copies are reused until a notebook or
+# mmlab/ changes. Only the installation of requirements-book.txt needs the package index.
+BOOK_STAMP := $(VENV)/.installed-book
+
+$(BOOK_STAMP): requirements-book.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-book.txt -c requirements.txt
+	@touch $(BOOK_STAMP)
+
+book-deps: $(BOOK_STAMP)
+
+book: $(BOOK_STAMP)
+	PYTHONHASHSEED=0 $(OFFLINE) $(PY) scripts/book.py $(if $(FULL),--full)
 
 BENCH_STAMP := $(VENV)/.installed-bench
 

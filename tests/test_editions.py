@@ -248,3 +248,26 @@ def test_instructors_page_lists_every_exercise_under_its_notebook():
             assert f"`{name}`" in entries[nb], f"{name} ({nb}) missing from the page: {fix}"
     for nb, entry in entries.items():  # the compute times are notebooks/README.md's
         assert "learner time about" in entry and "in tiny mode" in entry and "?" not in entry
+
+
+def test_instructors_page_lists_every_claim_of_claims_md():
+    """docs/INSTRUCTORS.md's claims block has CLAIMS.md's counts and every claim's statement."""
+    page = (ROOT / "docs" / "INSTRUCTORS.md").read_text(encoding="utf-8")
+    begin = "<!-- BEGIN GENERATED claims by scripts/instructors_table.py from CLAIMS.md"
+    assert begin in page and "<!-- END GENERATED claims -->" in page
+    block = page.split(begin, 1)[1].split("<!-- END GENERATED claims -->", 1)[0]
+    block = " ".join(block.split())  # wrapped lines joined
+    fix = "run `python scripts/instructors_table.py --write` after `make claims`"
+    rows = [[c.strip().replace("\0", "|") for c in line.replace("\\|", "\0").split("|")[1:-1]]
+            for line in (ROOT / "CLAIMS.md").read_text(encoding="utf-8").splitlines()
+            if line.startswith("| 0") or line.startswith("| 1")]
+    counts = [r for r in rows if len(r) == 4]  # notebook | learned | facts | failures
+    claims = [r for r in rows if len(r) >= 6]  # notebook | claim | kind | holds if | seeds...
+    assert counts and len(claims) == sum(int(r[1]) + int(r[2]) for r in counts)
+    for nb, learned, facts, _ in counts:
+        plural = ("s" if learned != "1" else "", "s" if facts != "1" else "")
+        head = f"**{nb}**: {learned} learned claim{plural[0]}, {facts} fact{plural[1]}."
+        assert head in block, f"{nb}: counts differ from CLAIMS.md: {fix}"
+    for nb, text, kind, cond, *_ in claims:
+        entry = f"{'fact: ' if kind == 'fact' else ''}{' '.join(text.split())} (holds if {cond})"
+        assert entry in block, f"{nb}: claim missing from docs/INSTRUCTORS.md: {text!r}: {fix}"
