@@ -71,6 +71,7 @@ test-student: setup student
 # Every claim of the course (mmlab.claims) for each seed in tiny mode: writes CLAIMS.md.
 claims: setup
 	$(OFFLINE) $(PY) scripts/run_claims.py --seeds $(SEEDS) --write CLAIMS.md
+	$(PY) scripts/instructors_table.py --write
 
 # CI: the same run for some seeds; fails if a claim fails or CLAIMS.md lacks it (is stale).
 claims-check: setup
