@@ -49,10 +49,11 @@ def test_the_rule():
     assert chunking.resolve_chunk_size(None, 1024, 1024, "cpu") is None  # notebook batch sizes
     assert chunking.resolve_chunk_size(None, chunking.CPU_MIN_BATCH - 1, 4096, "cpu") is None
     k = chunking.resolve_chunk_size(None, 8192, 8192, "cpu")
-    assert k == chunking.CPU_BLOCK_LOGITS // 8192 and chunking.MIN_BLOCK_ROWS <= k < 8192
+    assert k == max(chunking.MIN_BLOCK_ROWS, chunking.CPU_BLOCK_LOGITS // 8192) < 8192
+    assert chunking.resolve_chunk_size(None, 2048, 2048, "cpu") == 2 ** 21 // 2048  # 1,024 rows
     assert chunking.resolve_chunk_size(None, 2048, 2 ** 30, "cpu") == chunking.MIN_BLOCK_ROWS
     assert chunking.resolve_chunk_size(None, 4096, 4096, "cuda") is None  # below CUDA's switch
-    assert chunking.resolve_chunk_size(None, 2 ** 15, 2 ** 15, "cuda") == 2 ** 24 // 2 ** 15
+    assert chunking.resolve_chunk_size(None, 2 ** 15, 2 ** 15, "cuda") == 2 ** 24 // 2 ** 15  # 512
     assert chunking.resolve_chunk_size("full", 10 ** 6, 10 ** 6, "cpu") is None
     assert chunking.resolve_chunk_size(3, 2, 2, "cpu") == 3
 
