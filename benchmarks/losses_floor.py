@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from benchmarks._timing import interleaved_min, measure
-from benchmarks.losses import SIGLIP_BIAS, SIGLIP_TAU, SYMILE_M, TAU, implementations
+from benchmarks.losses import SIGLIP_BIAS, SIGLIP_TAU, SYMILE_M, TAU, _step, implementations
 from mmlab.losses import info_nce, siglip, symile
 from mmlab.losses.chunking import resolve_chunk_size
 
@@ -59,14 +59,6 @@ def _rows_for(family: str, n: int, device: str) -> list[tuple[str, Fn]]:
                  if i.family == family and i.name != "mmlab" and i.fn is not None
                  and not i.max_bytes_per_b3]  # PML's O(B³) matrix: not at these sizes
     return rows
-
-
-def _step(fn: Fn, xs: list[Tensor]) -> Callable[[], None]:
-    def run() -> None:
-        for x in xs:
-            x.grad = None
-        fn(*xs).backward()
-    return run
 
 
 def run(quick: bool, device: str) -> list[dict]:

@@ -53,6 +53,12 @@ def _empty_grads(want: list[bool], a_scaled: Tensor, b: Tensor) -> list[Tensor |
             torch.zeros_like(b) if want[1] else None]
 
 
+def _stored_grads_times(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+    """The backward of a one-pass loss: its stored gradients times the incoming scalar (and
+    None for `chunk_size` and `grad_enabled`)."""
+    return (*[None if g is None else g * grad_out for g in ctx.grads], None, None)
+
+
 class FusedSigmoidLoss(torch.autograd.Function):
     """Σ_ij softplus(−z_ij L_ij), L = Â Bᵀ + bias, in blocks of K rows, gradient included.
 
@@ -84,8 +90,7 @@ class FusedSigmoidLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        scaled = [None if g is None else g * grad_out for g in ctx.grads]
-        return (*scaled, None, None)
+        return _stored_grads_times(ctx, grad_out)
 
 
 class FusedRowLogSumExp(torch.autograd.Function):
@@ -122,8 +127,7 @@ class FusedRowLogSumExp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        scaled = [None if g is None else g * grad_out for g in ctx.grads]
-        return (*scaled, None, None)
+        return _stored_grads_times(ctx, grad_out)
 
 
 def fused_sigmoid_sum(a_scaled: Tensor, b: Tensor, bias: Tensor, chunk_size: int) -> Tensor:
