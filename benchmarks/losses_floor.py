@@ -31,9 +31,13 @@ from mmlab.losses.chunking import resolve_chunk_size
 
 D = 512
 SIZES = (1024, 2048, 4096, 8192, 16384)
+CUDA_SIZES = (4096, 16384, 32768, 65536)  # where the (B, B) float32 logits take 64 MiB to 16 GiB
 QUICK_SIZES = (64, 256)
 FULL_MAX_B_CPU = 8192  # the full paths and the peers above this take minutes per run on 2 cores
 SYMILE_MAX_B_CPU = 8192
+PEERS_MAX_B_CUDA = 16384  # the peers above this add minutes of GPU time and nothing new
+SYMILE_MAX_B_CUDA = 32768
+CUDA_BLOCKS = (2048, 8192)  # extra block sizes timed on CUDA, to place CUDA_MIN_BATCH and CUDA_BLOCK_LOGITS
 FLOOR = {"info_nce": 3, "siglip": 3, "symile": 3 * SYMILE_M}
 
 Fn = Callable[..., Tensor]
@@ -48,13 +52,19 @@ def _mmlab(family: str, chunk_size: int | str | None) -> Fn:
 
 
 def _rows_for(family: str, n: int, device: str) -> list[tuple[str, Fn]]:
-    """(name, loss function) for one group: mmlab default, mmlab full, the peers."""
-    big = device == "cpu" and n > FULL_MAX_B_CPU
+    """(name, loss function) for one group: mmlab default, mmlab full, the peers; on CUDA also
+    the block path with each K in CUDA_BLOCKS (below B and not the default's K)."""
+    cuda = device.startswith("cuda")
     chosen = resolve_chunk_size(None, n, n, device)
     default = f"mmlab default ({'full' if chosen is None else f'blocks of K = {chosen}'})"
     rows = [(default, _mmlab(family, None))]
-    if not big:
+    if device == "cpu" and n > FULL_MAX_B_CPU:
+        return rows
+    if chosen is not None:
         rows.append(("mmlab full", _mmlab(family, "full")))
+    if cuda:
+        rows += [(f"mmlab blocks of K = {k}", _mmlab(family, k)) for k in CUDA_BLOCKS if k < n and k != chosen]
+    if not cuda or n <= PEERS_MAX_B_CUDA:
         rows += [(i.name, i.fn) for i in implementations()
                  if i.family == family and i.name != "mmlab" and i.fn is not None
                  and not i.max_bytes_per_b3]  # PML's O(B³) matrix: not at these sizes
@@ -71,14 +81,14 @@ def run(quick: bool, device: str) -> list[dict]:
         One row per (loss, dtype, B, implementation): ms, the matmul's ms, matmul-times, the
         floor, the ratio to the floor and peak MiB.
     """
-    sizes = QUICK_SIZES if quick else SIZES
+    sizes = QUICK_SIZES if quick else CUDA_SIZES if device.startswith("cuda") else SIZES
     dtypes = [torch.float32] + ([torch.bfloat16] if device == "cuda" else [])
     rows: list[dict] = []
     for family in ("info_nce", "siglip", "symile"):
         m = SYMILE_M if family == "symile" else 2
         for dtype in dtypes:
             for n in sizes:
-                if family == "symile" and device == "cpu" and n > SYMILE_MAX_B_CPU:
+                if family == "symile" and n > (SYMILE_MAX_B_CPU if device == "cpu" else SYMILE_MAX_B_CUDA):
                     continue
                 g = torch.Generator().manual_seed(n)
                 xs = [torch.randn(n, D, generator=g).to(device=device, dtype=dtype).requires_grad_()
