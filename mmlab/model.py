@@ -98,6 +98,15 @@ def _check_batch_inputs(batch: Mapping[str, Any], modalities: Sequence[str]) -> 
                          f"each modality is one pair); {listed} samples.")
 
 
+
+def _param_device(module: nn.Module) -> torch.device | None:
+    """The device of `module`'s first parameter or buffer; None when it has neither."""
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return None
+
 class ContrastiveModel(nn.Module):
     """Encoders + projection heads + a contrastive loss over modality pairs.
 
@@ -153,6 +162,9 @@ class ContrastiveModel(nn.Module):
               modalities: Sequence[str] | None = None) -> dict[str, Tensor]:
         """The raw projections `head_m(encoder_m(batch[m]))`, not normalised.
 
+        A tensor input on another device than its encoder's parameters is moved to theirs (so a
+        dataset's batch on the CPU can be embedded by a model on the GPU); the outputs stay there.
+
         Args:
             batch: a batch dict (see docs/DESIGN.md).
             modalities: which to embed (default: every model modality present in `batch`).
@@ -178,8 +190,12 @@ class ContrastiveModel(nn.Module):
         _check_batch_inputs(batch, modalities)
         out = {}
         for m in modalities:
+            x = batch[m]
+            device = _param_device(self.encoders[m])
+            if isinstance(x, Tensor) and device is not None and x.device != device:
+                x = x.to(device)  # a batch on the CPU, a model on the GPU: inputs follow the model
             try:
-                h = self.encoders[m](batch[m])  # (B, out_dim)
+                h = self.encoders[m](x)  # (B, out_dim)
             except (ValueError, TypeError) as err:  # name the batch key, not the encoder's arg
                 kind = ValueError if isinstance(err, ValueError) else TypeError
                 raise kind(f"`batch[{m!r}]` was rejected by `encoders[{m!r}]` "

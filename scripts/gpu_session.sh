@@ -11,7 +11,8 @@
 #                    (fit_loop, losses_floor, losses, chunked, symile_negatives, training)
 #   notebooks.log    the notebooks named, in full mode (MMLAB_TINY=0), all at once, under nbval
 #   claims_cuda.jsonl  every claim those notebooks checked, one JSON line each, with its notebook
-# Set BENCH=0 to skip the benchmarks, NOTEBOOKS="01 03" to choose notebooks (default: all).
+# Set BENCH=0 to skip the benchmarks, SUITES="fit_loop:90 losses:60" to choose suites and their
+# limits in seconds, NB_RESERVE=S to keep S seconds for the notebooks (default 240).
 #
 # A machine without this project's requirements gets them from wheels in .whl/ (carried with the
 # command; installed once into /tmp/site, which a warm machine keeps between calls). The sentence
@@ -48,13 +49,13 @@ EOF
 echo "env: $(left) s left"; cat "$OUT/env.txt"
 
 # The library tests that take CUDA paths when a GPU is present (first, on a quiet machine).
-timeout 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_losses_auto_chunk.py tests/test_memory.py \
+timeout 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_losses_auto_chunk.py tests/test_memory.py tests/test_model.py \
   tests/test_checkpoint.py > "$OUT/smoke.log" 2>&1
 echo "smoke: exit $? ($(left) s left)"; tail -3 "$OUT/smoke.log"
 
 if [ "${BENCH:-1}" = 1 ]; then
   # suite:seconds, in order of what this project most needs measured on a GPU
-  for s in fit_loop:60 losses_floor:120 losses:60 chunked:30 symile_negatives:40 training:120; do
+  for s in ${SUITES:-fit_loop:60 losses_floor:120} losses:60 chunked:30 symile_negatives:40 training:120; do
     name=${s%%:*} cap=${s##*:}
     room=$(( $(left) - ${NB_RESERVE:-240} ))
     [ "$room" -lt 20 ] && { echo "bench: no time left for $name" >> "$OUT/bench.log"; continue; }

@@ -52,8 +52,9 @@ def test_the_rule():
     assert k == max(chunking.MIN_BLOCK_ROWS, chunking.CPU_BLOCK_LOGITS // 8192) < 8192
     assert chunking.resolve_chunk_size(None, 2048, 2048, "cpu") == 2 ** 21 // 2048  # 1,024 rows
     assert chunking.resolve_chunk_size(None, 2048, 2 ** 30, "cpu") == chunking.MIN_BLOCK_ROWS
-    assert chunking.resolve_chunk_size(None, 4096, 4096, "cuda") is None  # below CUDA's switch
-    assert chunking.resolve_chunk_size(None, 2 ** 15, 2 ** 15, "cuda") == 2 ** 24 // 2 ** 15  # 512
+    assert chunking.resolve_chunk_size(None, 16384, 16384, "cuda") is None  # below CUDA's switch
+    assert chunking.resolve_chunk_size(None, 2 ** 15, 2 ** 15, "cuda") == 2 ** 28 // 2 ** 15  # 8192
+    assert chunking.resolve_chunk_size(None, 2 ** 16, 2 ** 16, "cuda") == 4096
     assert chunking.resolve_chunk_size("full", 10 ** 6, 10 ** 6, "cpu") is None
     assert chunking.resolve_chunk_size(3, 2, 2, "cpu") == 3
 

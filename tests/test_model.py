@@ -306,3 +306,18 @@ def test_options_are_validated():
         batch = make_batch()
         batch["text"] = "one sentence"
         make_model()(batch)
+
+
+@pytest.mark.parametrize("device", ["meta"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_a_cpu_batch_follows_the_model_to_its_device(device: str) -> None:
+    # a dataset's batch on the CPU, the model elsewhere ("meta" has no data: shapes only, so the
+    # move is checked on any machine; "cuda" checks the values where there is a GPU)
+    torch.manual_seed(0)
+    model = ContrastiveModel({"a": nn.Linear(3, 4), "b": nn.Linear(5, 4)}, None, ClipLoss(0.1))
+    batch = {"a": torch.randn(6, 3), "b": torch.randn(6, 5)}
+    expected = model.encode(batch)
+    z = model.to(device).encode(batch)
+    for m in ("a", "b"):
+        assert z[m].device.type == device and z[m].shape == (6, 4)
+        if device != "meta":
+            torch.testing.assert_close(z[m].cpu(), expected[m])

@@ -17,9 +17,12 @@ for plotting.
 - "full": the full (B, B) logits, always.
 
 The switch and the block size were measured with `python -m benchmarks --only losses_floor`
-(BENCHMARKS.md, section "Losses against the matmul floor"). On CUDA they are a guess that no run
-has checked yet (no GPU was available): the switch is set where the (B, B) float32 logits reach
-256 MiB, and the blocks hold about 2²⁴ logits.
+(BENCHMARKS.md, section "Losses against the matmul floor"), on a 2-core CPU and on an H200. On
+the GPU the two paths trade differently: the full path stays the fastest for InfoNCE at every B
+measured (4.5 matmul-times up to B = 65,536, against 5.5 to 6.3 in blocks), because a GPU's memory
+bandwidth keeps up with the (B, B) passes; the blocks win only for SigLIP, and by 5 to 7%. So on
+CUDA the switch is a memory choice: the block path from where the full path's (B, B) float32
+tensors (about 3 alive at its peak) reach 12 GiB, with the largest blocks measured to be fast.
 """
 
 from __future__ import annotations
@@ -40,10 +43,15 @@ for InfoNCE)."""
 CPU_BLOCK_LOGITS = 2 ** 21
 """Logits per block on the CPU (8 MiB of float32): K = CPU_BLOCK_LOGITS // B rows, at least
 MIN_BLOCK_ROWS (K = 1,024 at B = 2,048, 512 from B = 4,096)."""
-CUDA_MIN_BATCH = 8192
-"""On CUDA (unmeasured): from B = 8,192, where the (B, B) float32 logits take 256 MiB."""
-CUDA_BLOCK_LOGITS = 2 ** 24
-"""Logits per block on CUDA (unmeasured): 64 MiB of float32."""
+CUDA_MIN_BATCH = 32768
+"""On CUDA the block path is chosen from this batch size on ((B, B) float32 logits: 4 GiB, and the
+full path's peak about three times that). Measured on an H200 at D = 512 (InfoNCE, float32, in
+matmul-times): full 4.56 / 4.50 / 4.47 at B = 16,384 / 32,768 / 65,536; blocks of K = 8,192 5.84 /
+5.59 / 5.51. Below the switch the full path is faster; above it, it would need tens of GiB."""
+CUDA_BLOCK_LOGITS = 2 ** 28
+"""Logits per block on CUDA (1 GiB of float32): K = 8,192 at B = 32,768, 4,096 at B = 65,536.
+Bigger blocks were faster on the H200 (InfoNCE at B = 65,536: K = 512 5.99, 2,048 5.65,
+8,192 5.51 matmul-times), unlike the CPU, whose blocks must fit its cache."""
 MIN_BLOCK_ROWS = 512
 """Never fewer rows per block by default. Thinner blocks cost more than they save: each block
 re-reads B and rewrites the (B, D) gradient of B, and a thin matmul runs below the machine's

@@ -11,7 +11,12 @@ every tensor the call creates, including the temporaries inside an autograd back
 the scratch buffers that BLAS/oneDNN kernels allocate outside PyTorch, not Python objects.
 
 - CUDA: `torch.cuda.max_memory_allocated()` minus `torch.cuda.memory_allocated()` before the
-  call (after `reset_peak_memory_stats()`), exactly the definition above.
+  call (after `reset_peak_memory_stats()`), exactly the definition above. cuBLAS's workspace, a
+  fixed scratch buffer PyTorch allocates through its own allocator at the first matrix product
+  on a stream and then keeps (32 MiB on an H200), is created before the measurement, so it is not
+  counted: like BLAS scratch on the CPU, it is not the call's memory. (Before this, the first
+  measurement of a process on a GPU carried those 32 MiB, which bent notebook 10's log-log
+  slope of the full loss from 2 to 1.36 on an H200.)
 - CPU: PyTorch's CPU allocator keeps no statistics, and the process's resident set size mixes
   in allocator slack and pages freed but not returned (see `benchmarks/_timing.py`, which
   measures that instead). Here the PyTorch profiler records every allocation and free of the
@@ -35,7 +40,17 @@ __all__ = ["peak_memory_bytes", "MIB"]
 MIB = 2 ** 20
 
 
+def _warm_cublas(device: torch.device) -> None:
+    """Create the current stream's cuBLAS and cuBLASLt workspaces (kept by PyTorch once made)."""
+    with torch.no_grad():
+        for dtype in (torch.float32, torch.bfloat16):
+            x = torch.ones(8, 8, device=device, dtype=dtype)
+            x @ x                                  # cuBLAS
+            torch.addmm(x[0], x, x)                # a bias: cuBLASLt where PyTorch uses it
+
+
 def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
+    _warm_cublas(device)
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
