@@ -55,7 +55,7 @@ echo "smoke: exit $? ($(left) s left)"; tail -3 "$OUT/smoke.log"
 
 if [ "${BENCH:-1}" = 1 ]; then
   # suite:seconds, in order of what this project most needs measured on a GPU
-  for s in ${SUITES:-fit_loop:60 losses_floor:120} losses:60 chunked:30 symile_negatives:40 training:120; do
+  for s in ${SUITES:-fit_loop:60 losses_floor:120 losses:60 chunked:30 symile_negatives:40 training:120}; do
     name=${s%%:*} cap=${s##*:}
     room=$(( $(left) - ${NB_RESERVE:-240} ))
     [ "$room" -lt 20 ] && { echo "bench: no time left for $name" >> "$OUT/bench.log"; continue; }
