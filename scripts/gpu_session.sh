@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CUDA checks of one short GPU lease, as one prepared command (a lent machine is billed by the
-# second and starts bare; see docs/INSTRUCTORS.md, "Running on a GPU").
+# second and starts bare; docs/INSTRUCTORS.md, "What runs where"; results in BENCHMARKS.md).
 #
 #   scripts/gpu_session.sh SECONDS [notebook numbers...]
 #

@@ -13,10 +13,11 @@ the scratch buffers that BLAS/oneDNN kernels allocate outside PyTorch, not Pytho
 - CUDA: `torch.cuda.max_memory_allocated()` minus `torch.cuda.memory_allocated()` before the
   call (after `reset_peak_memory_stats()`), exactly the definition above. cuBLAS's workspace, a
   fixed scratch buffer PyTorch allocates through its own allocator at the first matrix product
-  on a stream and then keeps (32 MiB on an H200), is created before the measurement, so it is not
-  counted: like BLAS scratch on the CPU, it is not the call's memory. (Before this, the first
-  measurement of a process on a GPU carried those 32 MiB, which bent notebook 10's log-log
-  slope of the full loss from 2 to 1.36 on an H200.)
+  on a handle and stream and then keeps (32 MiB on an H200), is created first, for the forward
+  and for the backward's thread, so it is not counted: like BLAS scratch on the CPU, it is not
+  the call's memory. (Uncounted, it went into the first measurement of a process: on an H200 it
+  bent notebook 10's log-log slope of the full loss from 2 to 1.36, and to 1.62 with only the
+  forward's workspace made first. The version with both has not run on a GPU yet.)
 - CPU: PyTorch's CPU allocator keeps no statistics, and the process's resident set size mixes
   in allocator slack and pages freed but not returned (see `benchmarks/_timing.py`, which
   measures that instead). Here the PyTorch profiler records every allocation and free of the
@@ -41,12 +42,12 @@ MIB = 2 ** 20
 
 
 def _warm_cublas(device: torch.device) -> None:
-    """Create the current stream's cuBLAS and cuBLASLt workspaces (kept by PyTorch once made)."""
-    with torch.no_grad():
-        for dtype in (torch.float32, torch.bfloat16):
-            x = torch.ones(8, 8, device=device, dtype=dtype)
-            x @ x                                  # cuBLAS
-            torch.addmm(x[0], x, x)                # a bias: cuBLASLt where PyTorch uses it
+    """Create the cuBLAS and cuBLASLt workspaces that a forward and a backward use (PyTorch keeps
+    one per handle and stream once made; the autograd engine's thread has a handle of its own)."""
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.ones(8, 8, device=device, dtype=dtype, requires_grad=True)
+        y = torch.addmm(x[0], x, x) + x @ x        # cuBLASLt (with a bias) and cuBLAS
+        y.sum().backward()                         # the same, on the backward's thread
 
 
 def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
