@@ -98,7 +98,6 @@ def _check_batch_inputs(batch: Mapping[str, Any], modalities: Sequence[str]) -> 
                          f"each modality is one pair); {listed} samples.")
 
 
-
 def _param_device(module: nn.Module) -> torch.device | None:
     """The device of `module`'s first parameter or buffer; None when it has neither."""
     for t in module.parameters():
@@ -106,6 +105,7 @@ def _param_device(module: nn.Module) -> torch.device | None:
     for t in module.buffers():
         return t.device
     return None
+
 
 class ContrastiveModel(nn.Module):
     """Encoders + projection heads + a contrastive loss over modality pairs.

@@ -20,7 +20,7 @@ The switch and the block size were measured with `python -m benchmarks --only lo
 (BENCHMARKS.md, section "Losses against the matmul floor"), on a 2-core CPU and on an H200. On
 the GPU the two paths trade differently: the full path stays the fastest for InfoNCE at every B
 measured (4.5 matmul-times up to B = 65,536, against 5.5 to 6.3 in blocks), because a GPU's memory
-bandwidth keeps up with the (B, B) passes; the blocks win only for SigLIP, and by 5 to 7%. So on
+bandwidth keeps up with the (B, B) passes; the blocks win only for SigLIP, and by 7 to 8%. So on
 CUDA the switch is a memory choice: the block path from where the full path's (B, B) float32
 tensors (about 3 alive at its peak) reach 12 GiB, with the largest blocks measured to be fast.
 """

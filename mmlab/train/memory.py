@@ -44,10 +44,15 @@ MIB = 2 ** 20
 def _warm_cublas(device: torch.device) -> None:
     """Create the cuBLAS and cuBLASLt workspaces that a forward and a backward use (PyTorch keeps
     one per handle and stream once made; the autograd engine's thread has a handle of its own)."""
-    for dtype in (torch.float32, torch.bfloat16):
-        x = torch.ones(8, 8, device=device, dtype=dtype, requires_grad=True)
-        y = torch.addmm(x[0], x, x) + x @ x        # cuBLASLt (with a bias) and cuBLAS
-        y.sum().backward()                         # the same, on the backward's thread
+    with torch.enable_grad():  # also when measuring inside torch.no_grad()
+        for dtype in (torch.float32, torch.bfloat16):
+            _warm_one(device, dtype)
+
+
+def _warm_one(device: torch.device, dtype: torch.dtype) -> None:
+    x = torch.ones(8, 8, device=device, dtype=dtype, requires_grad=True)
+    y = torch.addmm(x[0], x, x) + x @ x  # cuBLASLt (with a bias) and cuBLAS
+    y.sum().backward()                   # the same, on the backward's thread
 
 
 def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
