@@ -201,7 +201,9 @@ WRONG = {
                   (lambda a, b: (_unit(a) - _unit(b)).norm(dim=1).mean(), "not squared")],
     "uniformity": [(lambda x: torch.log(torch.exp(-2 * torch.cdist(_unit(x), _unit(x)) ** 2)
                                         .mean()), "included the pairs i = j"),
-                   (lambda x: torch.exp(uniformity(x)), "the log is missing")],
+                   (lambda x: torch.exp(uniformity(x)), "the log is missing"),
+                   (lambda x: torch.log(torch.exp(-2 * torch.pdist(_unit(x)) ** 2).sum()),
+                    "a sum over the pairs inside the log")],
     "modality_gap": [(lambda a, b: (_unit(a) - _unit(b)).norm(dim=1).mean(),
                       "a mean of per-pair distances"),
                      (lambda a, b: (a.mean(0) - b.mean(0)).norm(), "no L2 normalisation")],

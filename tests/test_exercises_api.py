@@ -68,6 +68,19 @@ def test_exception_wrong_shape_and_wrong_type_are_reported_not_raised(capsys):
     assert not ok and "NoneType" in out
     ok, out = _check("info_nce", "not a function", capsys)
     assert not ok and "Expected a function" in out
+
+
+def test_a_sys_exit_in_the_answer_is_reported_and_ctrl_c_still_stops(capsys):
+    import sys
+
+    ok, out = _check("info_nce", lambda a, b, t: sys.exit(1), capsys)
+    assert not ok and "SystemExit" in out
+
+    def interrupted(a, b, t):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # the learner's Ctrl-C stops the check
+        ex.get("info_nce").check(interrupted)
     ok, out = _check("recall_at_1", lambda s: torch.tensor(0.5), capsys)
     assert not ok and "expected a Python float" in out
     ok, out = _check("zero_shot_predict", lambda x, e: (x @ e.T).softmax(1), capsys)

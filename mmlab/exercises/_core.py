@@ -276,5 +276,5 @@ def _call(fn: Callable[..., Any], args: list[Any] | dict[str, Any]) -> Any:
     values = list(args.values()) if isinstance(args, dict) else args
     try:
         return fn(*values)
-    except Exception as exc:  # the learner's code may raise anything
+    except (Exception, SystemExit) as exc:  # the learner's code may raise anything (Ctrl-C stops)
         return exc

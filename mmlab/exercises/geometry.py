@@ -112,6 +112,9 @@ UNIFORMITY = Exercise(
                 lambda x: torch.pdist(_n(x)).mul(-2).exp().mean().log()),
         Mistake("the log is missing: uniformity is the log of the mean.",
                 lambda x: uniformity(x).exp()),
+        Mistake("a sum over the pairs inside the log where a mean is meant: divide by the "
+                "N(N−1)/2 pairs before taking the log.",
+                lambda x: torch.pdist(_n(x)).pow(2).mul(-2).exp().sum().log()),
     ),
 )
 

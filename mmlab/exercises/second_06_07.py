@@ -30,9 +30,10 @@ def _ogm_reference(scores, alpha):
 
 def _ogm_cases(gen: torch.Generator) -> list[Case]:
     out = []
-    for M, alpha in ((2, 0.5), (3, 0.1), (2, 1.0), (4, 0.3), (3, 2.0)):
-        s = (0.2 + 20 * torch.rand(M, generator=gen, dtype=F64)).to(F32)  # confidences s_m > 0
-        out.append(Case(label(M=M, alpha=alpha, dtype=F32), {"scores": s, "alpha": alpha}))
+    for M, alpha, dtype in ((2, 0.5, F32), (3, 0.1, F64), (2, 1.0, F32), (4, 0.3, F64),
+                            (3, 2.0, F32)):
+        s = (0.2 + 20 * torch.rand(M, generator=gen, dtype=F64)).to(dtype)  # confidences s_m > 0
+        out.append(Case(label(M=M, alpha=alpha, dtype=dtype), {"scores": s, "alpha": alpha}))
     return out
 
 

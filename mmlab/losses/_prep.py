@@ -21,10 +21,7 @@ from torch import Tensor
 
 from mmlab._checks import (check_embeddings, check_finite_if_cheap, check_int, check_same_shape,
                            check_temperature, values_are_cheap)
-from mmlab._norm import l2_normalize, overflow_limit
-
-NORM_EPS = 1e-12
-"""ε in â = a / max(‖a‖, ε): a zero vector stays zero instead of becoming NaN."""
+from mmlab._norm import NORM_EPS, l2_normalize, overflow_limit
 
 HALF_NORM_EPS = 2.0 ** -8
 """ε for float16 inputs. At a zero vector ∂â/∂a = I/ε; with ε = 1e-12 the gradient (computed in

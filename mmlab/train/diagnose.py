@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from mmlab.losses.output import MAX_LOGIT_SCALE, MIN_LOGIT_SCALE
 from mmlab.train.callbacks import Callback
+from mmlab.train.encode import encode_dataset
 from mmlab.train.history import History
 from mmlab.train.state import TrainState
 
@@ -172,18 +173,9 @@ def _embed(model: nn.Module, data: Any, rows: int) -> dict[str, Tensor]:
     if not callable(getattr(data, "batch", None)) or not hasattr(data, "__len__"):
         raise TypeError(f"`data` must be a mmlab.data.MultimodalDataset (with `.batch(idx)`), got "
                         f"{type(data).__name__}.")
-    idx = torch.arange(min(rows, len(data)))
-    device = next(model.parameters()).device
-    batch = data.batch(idx)
-    batch = {k: (v.to(device) if isinstance(v, Tensor) else v)
-             for k, v in batch.items() if k != "present"}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return {m: z.float().cpu() for m, z in model.encode(batch).items()}
-    finally:
-        model.train(was_training)
+    batch = data.batch(torch.arange(min(rows, len(data))))
+    batch = {k: v for k, v in batch.items() if k != "present"}  # every modality, for every row
+    return encode_dataset(model, batch, cpu=True)
 
 
 def _check_collapse(z: Mapping[str, Tensor], min_rank: float) -> list[Finding]:

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from mmlab._checks import check_finite, check_int, check_temperature, check_tensor
+from mmlab.losses.output import DEFAULT_TEMPERATURE
 from mmlab.viz._widgets import LiveFigure
 
 POS_COLOR, NEG_COLOR = "#2ca02c", "#1f77b4"
@@ -151,8 +152,8 @@ class TemperatureExplorer(widgets.VBox):
 
 
 def temperature_explorer(similarities: Tensor, anchor: int = 0,
-                         temperatures: tuple[float, float] = (1e-3, 10), init: float = 0.07,
-                         labels: Sequence[str] | None = None,
+                         temperatures: tuple[float, float] = (1e-3, 10),
+                         init: float = DEFAULT_TEMPERATURE, labels: Sequence[str] | None = None,
                          positive: int = 0) -> TemperatureExplorer:
     """An interactive view of one anchor's softmax and gradient weights as τ changes.
 
