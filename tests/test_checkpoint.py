@@ -264,3 +264,70 @@ def test_files_get_the_users_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_an_optimizer_buffer_of_another_shape_is_refused_before_loading(tmp_path):
+    saved, saved_opt = _trained()
+    state = saved_opt.state_dict()
+    state["state"][0]["exp_avg"] = torch.zeros(3)  # parameter 0 is (32, 8): step() would fail later
+    _write_raw(tmp_path / "c.pt", _payload(saved, optimizer=state))
+    model, opt = _trained(steps=1)
+    before, opt_before = _params(model), repr(opt.state_dict())
+    with pytest.raises(CheckpointError, match=r"parameter 0 'exp_avg': \(3,\), the parameter is "
+                                              r"\(32, 8\).*Nothing was loaded"):
+        load_checkpoint(tmp_path / "c.pt", model, opt)
+    _assert_same(before, _params(model))
+    assert repr(opt.state_dict()) == opt_before
+    state["state"][0]["exp_avg"] = torch.zeros(32, 8)  # the right shape loads, and steps
+    _write_raw(tmp_path / "c.pt", _payload(saved, optimizer=state))
+    load_checkpoint(tmp_path / "c.pt", model, opt)
+    model(torch.randn(5, 8)).pow(2).mean().backward()
+    opt.step()
+
+
+def _damage(payload, where, value):
+    """payload with one field of its training state replaced (rng, rng['torch'], shuffle_state)."""
+    import copy
+
+    p = copy.deepcopy(payload)
+    if where == "rng":
+        p["rng"] = value
+    elif where == "shuffle_state":
+        p["extra"]["fit"]["shuffle_state"] = value
+    else:
+        p["rng"] = {k: v for k, v in p["rng"].items() if k != "torch"} if value is None \
+            else {**p["rng"], "torch": value}
+    return p
+
+
+@pytest.mark.parametrize("where, value", [
+    ("torch", torch.zeros(3, dtype=torch.uint8)),  # a generator state of the wrong size
+    ("torch", None),                               # no CPU state at all
+    ("rng", [1]),                                  # not a dict
+    ("shuffle_state", torch.zeros(2)),             # not a ByteTensor
+    ("rng", {"torch": torch.get_rng_state(), "cuda": ["x"]}),
+])
+def test_fit_refuses_a_damaged_rng_state_before_loading(tmp_path, where, value):
+    from mmlab.data import MultimodalDataset
+    from mmlab.train import fit
+    from mmlab.train.checkpoint import read_checkpoint
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, batch):
+            return self.lin(batch["x"]).pow(2).mean()
+
+    torch.manual_seed(0)
+    data = MultimodalDataset({"x": torch.randn(32, 4)})
+    fit(Net(), data, steps=2, batch_size=8, progress=False, checkpoint=tmp_path / "f.pt")
+    payload = read_checkpoint(tmp_path / "f.pt")
+    payload["history"] = payload["history"].to_dict()
+    _write_raw(tmp_path / "v.pt", _damage(payload, where, value))
+    model = Net()
+    before = _params(model)
+    with pytest.raises(CheckpointError, match="damaged training state .*nothing was loaded"):
+        fit(model, data, steps=4, batch_size=8, progress=False, checkpoint=tmp_path / "v.pt")
+    _assert_same(before, _params(model))

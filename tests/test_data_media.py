@@ -314,6 +314,16 @@ def test_load_options_beyond_the_limits_are_value_errors(kwargs, name, limit):
         mmlab.data.load("shapes", "train", **kwargs)
 
 
+def test_xor_sizes_beyond_the_limit_are_value_errors():
+    # 10^10 samples: a MemoryError for 224 GiB in numpy before the check
+    with pytest.raises(ValueError, match="`n` and `bits` ask for .* GiB.*MAX_DATASET_BYTES"):
+        mmlab.data.load("xor", "train", n=10**10)
+    limit = limits.MAX_DATASET_BYTES // (36 * 20 + 24)  # the largest n at bits = 20
+    with pytest.raises(ValueError, match=f"use n ≤ {limit:,}"):
+        mmlab.data.load("xor", "train", n=limit + 1, bits=20)
+    assert len(mmlab.data.load("xor", "train", n=5, bits=20)) == 5
+
+
 @pytest.mark.parametrize("kwargs, name", [
     ({"audio_seconds": 1e9}, "audio_seconds"), ({"image_size": 10**6}, "image_size"),
     ({"sample_rate": 10**9}, "sample_rate"), ({"sample_rate": 1}, "sample_rate")])

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from mmlab._norm import l2_normalize
-from mmlab.losses import MAX_LOGIT_SCALE, MIN_LOGIT_SCALE, ClipLoss, supcon
+from mmlab.losses import MAX_LOGIT_SCALE, MIN_LOGIT_SCALE, ClipLoss, info_nce, supcon
 from mmlab.metrics import (alignment, mean_pairwise_cosine, modality_gap, retrieval_report,
                            uniformity)
 
@@ -28,7 +28,8 @@ G = torch.Generator().manual_seed(0)
 def test_l2_normalize_is_bit_identical_to_f_normalize_where_that_does_not_overflow(dtype, scale):
     x = torch.randn(40, 17, generator=G, dtype=dtype) * scale
     x[5] = 0  # a zero row: stays zero, gradient I/ε
-    x[6, :3] = torch.tensor([1e-40, -3e-41, 2e-39], dtype=dtype)  # subnormal entries in float32
+    x[6, :3] = torch.tensor([1e-40, -3e-41, 2e-39], dtype=dtype)  # subnormal entries in float32,
+    x[6, 3] = 1e-12  # in a row with an entry ≥ ε: still the plain F.normalize path
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     ours, theirs = l2_normalize(x1), F.normalize(x2, dim=-1)
     w = torch.randn(ours.shape, generator=G, dtype=dtype)
@@ -44,6 +45,34 @@ def test_l2_normalize_keeps_huge_rows_finite_and_unit(peak):
     want = F.normalize(x.double(), dim=-1).float()  # float64 has the range to do it directly
     got = l2_normalize(x)
     assert torch.allclose(got, want, rtol=1e-6, atol=0) and abs(float(got.norm()) - 1) < 1e-6
+
+
+@pytest.mark.parametrize("dtype, peak", [(torch.float32, 3e-13), (torch.float32, 1e-20),
+                                         (torch.float32, 1e-40), (torch.float64, 1e-300),
+                                         (torch.bfloat16, 1e-30)])
+def test_l2_normalize_keeps_tiny_rows_unit(dtype, peak):
+    # every entry below ε = 1e-12: F.normalize divides by ε and returns a near-zero row
+    x = torch.tensor([[peak, -peak / 2, 0.0, peak / 4], [0.0, 0.0, 0.0, 0.0]], dtype=dtype)
+    assert float(F.normalize(x.float(), dim=-1)[0].norm()) < 0.5
+    # the direction of the stored values (subnormals round peak / 4), normalised in float64,
+    # whose squares do not underflow here (1e-300: scaled by hand, exactly)
+    stored = x[0].double() * (2.0 ** 990 if dtype == torch.float64 else 1.0)
+    want = (stored / stored.norm()).to(dtype)
+    got = l2_normalize(x)
+    assert torch.allclose(got[0], want, rtol=1e-2 if dtype == torch.bfloat16 else 1e-6, atol=0)
+    assert torch.equal(got[1], x[1])  # a zero row stays zero
+
+
+def test_metrics_and_losses_of_tiny_embeddings_equal_those_of_their_directions():
+    a = torch.randn(8, 16, generator=G)
+    b = a + 0.3 * torch.randn(8, 16, generator=G)
+    for scale in (1e-15, 1e-30):
+        assert float(uniformity(a * scale)) == pytest.approx(float(uniformity(a)), rel=1e-5)
+        assert float(alignment(a * scale, b * scale)) == pytest.approx(float(alignment(a, b)),
+                                                                       rel=1e-5)
+        assert float(info_nce(a * scale, b * scale, 0.1).loss) == pytest.approx(
+            float(info_nce(a, b, 0.1).loss), rel=1e-5)
+        assert retrieval_report(a * scale, b * scale, ks=(1,)) == retrieval_report(a, b, ks=(1,))
 
 
 def test_retrieval_of_huge_embeddings_equals_retrieval_of_the_same_directions():

@@ -106,7 +106,7 @@ def test_beta_and_tau_plus_sliders_move_the_push_as_the_formula_says():
                           atol=1e-9)
 
 
-# ---- 09: k shots → one draw of the probe -----------------------------------------------------
+# ---- 09: k shots, the modality, the draw → one draw of the probe ------------------------------
 def test_k_slider_draws_k_shots_and_scores_the_probe():
     g = torch.Generator().manual_seed(2)
     C, D = 3, 8
@@ -128,7 +128,62 @@ def test_k_slider_draws_k_shots_and_scores_the_probe():
     assert box.figure.layout.shapes[0].y0 == pytest.approx(1 / C)
 
 
-# ---- 10: the chunk size → the memory model ---------------------------------------------------
+def _draw_like_sample_k_shot(y, k, seed):
+    """k rows of each class, classes in increasing order, one generator for the whole draw."""
+    gen = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in sorted(set(y.tolist())):
+        rows = [r for r in range(len(y)) if int(y[r]) == c]
+        picks += [rows[int(p)] for p in torch.randperm(len(rows), generator=gen)[:k]]
+    return picks
+
+
+def _unit_at(degrees):
+    t = torch.tensor(degrees, dtype=torch.float64) * math.pi / 180
+    return torch.stack([torch.cos(t), torch.sin(t)], dim=1)  # (N, 2) on the unit circle
+
+
+def test_modality_and_draw_controls_pick_the_embeddings_and_the_shots():
+    # Two classes, one shot each: the regularised logistic probe's boundary is then the
+    # perpendicular bisector of the two (unit) shots, so it predicts the nearer shot's class.
+    # Each class's pool rows sit at two angles, so which shots a draw picks moves the accuracy.
+    SEED = 0
+    y_pool, y_test = torch.arange(20) % 2, torch.tensor([0] * 5 + [1] * 5)
+    angles = {"image": ([0, 50], [90, 160], [-20, 10, 25, 35, 60, 95, 120, 135, 175, 190]),
+              "audio": ([30, 200], [120, 250], [0, 20, 55, 190, 215, 100, 125, 170, 235, 270])}
+    z_pool = {m: _unit_at([(a0 if c == 0 else a1)[(r // 2) % 2] for r, c in
+                           enumerate(y_pool.tolist())]) for m, (a0, a1, _) in angles.items()}
+    z_test = {m: _unit_at(t) for m, (_, _, t) in angles.items()}
+    zero_shot = {"image": 0.9, "audio": 0.6}
+
+    def show_draw(modality, k, draw):  # notebook 09's draw, without the class names
+        return few_shot_draw_figure(z_pool[modality], y_pool, z_test[modality], y_test, k,
+                                    seed=1000 * SEED + draw, zero_shot=zero_shot[modality],
+                                    title=f"{modality}: k = {k}, draw {draw}")
+
+    controls = {"modality": widgets.Dropdown(options=["image", "audio"], value="image"),
+                "k": widgets.SelectionSlider(options=[1], value=1),
+                "draw": widgets.IntSlider(0, 0, 9)}
+    box = figure_browser(show_draw, controls)
+    scores = set()
+    for modality in ("audio", "image"):
+        for draw in range(10):
+            controls["modality"].value, controls["draw"].value = modality, draw
+            x0, x1 = z_pool[modality][_draw_like_sample_k_shot(y_pool, 1, 1000 * SEED + draw)]
+            d0 = (z_test[modality] - x0).norm(dim=1)
+            d1 = (z_test[modality] - x1).norm(dim=1)
+            assert (d0 - d1).abs().min() > 0.05  # no test point near the boundary
+            nearest = float(((d1 < d0).long() == y_test).double().mean())
+            bars = box.figure.data[0]
+            assert list(bars.x) == ["zero-shot", "probe"]
+            assert bars.y[0] == zero_shot[modality] and bars.y[1] == pytest.approx(nearest)
+            assert box.figure.layout.title.text == f"{modality}: k = 1, draw {draw}"
+            scores.add((modality, nearest))
+    assert len({s for m, s in scores if m == "image"}) > 1  # the draw moves the probe
+    assert {s for m, s in scores if m == "image"} != {s for m, s in scores if m == "audio"}
+
+
+# ---- 10: the chunk size and log₂ B → the memory model and the measured dots -----------------
 def test_chunk_size_dropdown_redraws_the_predicted_lines():
     grid = [256, 512, 1024]
     K = widgets.Dropdown(options=[16, 64, 256], value=64)
@@ -145,6 +200,36 @@ def test_chunk_size_dropdown_redraws_the_predicted_lines():
         assert dot_chunked.y[0] == pytest.approx(1000 / 2 ** 20)
     with pytest.raises(ValueError, match="chunk_size"):
         chunk_memory_figure(grid, 0, 4.0, 7.5)
+
+
+def test_log2_b_slider_moves_the_measured_dots_along_the_lines():
+    n2, n1 = 4.0, 7.5
+
+    def loss_step_peak(n, chunk_size):  # stands in for the notebook's measurement
+        return 4 * n * n * 4 + 1000 if chunk_size == "full" else 4 * chunk_size * n * 8 + 500
+
+    def draw_memory(log2_b, chunk_size):  # notebook 10's draw
+        n = 2 ** log2_b
+        full, chunked = loss_step_peak(n, "full"), loss_step_peak(n, chunk_size)
+        grid = [2 ** e for e in range(8, 15)]
+        fig = chunk_memory_figure(grid, chunk_size, n2, n1, measured=(n, full, chunked),
+                                  title="Predicted (lines) and measured now (dots)")
+        return fig, f"B = {n}, K = {chunk_size}"
+
+    log2_b = widgets.IntSlider(10, 8, 12)
+    K = widgets.Dropdown(options=[16, 64, 256], value=64)
+    box = figure_browser(draw_memory, {"log2_b": log2_b, "chunk_size": K})
+    grid = [2 ** e for e in range(8, 15)]
+    for e, k in ((8, 64), (12, 64), (11, 16), (9, 256)):
+        log2_b.value, K.value = e, k
+        b = 2 ** e
+        full, chunked, dot_full, dot_chunked = box.figure.data
+        assert np.allclose(full.y, [n2 * 4 * m * m / 2 ** 20 for m in grid])  # not moved by B
+        assert np.allclose(chunked.y, [n1 * 4 * k * m / 2 ** 20 for m in grid])
+        assert list(dot_full.x) == [b] and list(dot_chunked.x) == [b]
+        assert dot_full.y[0] == pytest.approx((16 * b * b + 1000) / 2 ** 20)
+        assert dot_chunked.y[0] == pytest.approx((32 * k * b + 500) / 2 ** 20)
+        assert box.children[2].value == f"B = {b}, K = {k}"
 
 
 # ---- 11: a run and a step → the curves and diagnose -----------------------------------------

@@ -2,14 +2,16 @@
 
 A user's file is checked against these from its header, before anything is decoded, so a tiny
 crafted file that declares a huge picture or an absurd sample rate is refused at once (measured in
-tests/test_folder.py: under 50 MB and 1 s each). Options of `load(...)` and `from_folder(...)` are
-checked against them before anything is allocated, so a typo such as `audio_seconds=1e9` gives a
-ValueError naming the option and the limit instead of a MemoryError.
+tests/test_data_media.py: under 50 MB and 1 s each). Options of `load(...)` and `from_folder(...)`
+are checked against them before anything is allocated, so a typo such as `audio_seconds=1e9` gives
+a ValueError naming the option and the limit instead of a MemoryError.
 
-What an accepted file may cost at most (measured on the worst case each limit allows):
-    image: about 5 bytes × MAX_IMAGE_PIXELS (decode, EXIF rotation, one conversion) ≈ 0.5 GB;
+What an accepted file may cost at most (`scripts/worst_file_cost.py` builds the worst case each
+limit allows and measures it; figures in docs/ERRORS.md, "Files"):
+    image: up to about 9 bytes × MAX_IMAGE_PIXELS (decode, EXIF rotation, one conversion):
+           0.43 GB and under 2 s for a 50-megapixel palette PNG with transparency;
     sound: only the kept clip is decoded (at most MAX_CLIP_SECONDS of it, mixed to mono block by
-           block), then resampled: about 0.3 GB and a few seconds at MAX_SAMPLE_RATE.
+           block), then resampled: 0.40 GB and under 2 s at MAX_CHANNELS and MAX_SAMPLE_RATE.
 """
 
 from __future__ import annotations

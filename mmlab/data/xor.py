@@ -23,6 +23,7 @@ from torch import Tensor
 
 from mmlab._checks import check_choice, check_int, check_probability
 from mmlab.data.dataset import MultimodalDataset
+from mmlab.data.limits import check_dataset_bytes
 from mmlab.data.registry import SPLITS, register
 
 DEFAULT_N = {"train": 10_000, "val": 2_000, "test": 2_000}
@@ -127,6 +128,8 @@ def load_xor(split: str = "train", bits: int = 3, p: float = 1.0, n: int | None 
         raise ValueError(f"`bits` must be ≤ 20 (labels have 2^bits classes), got {bits}.")
     check_probability("p", p)
     n = DEFAULT_N[split] if n is None else check_int("n", n)
+    # a, b, c as int64 then float32 (36 bytes a bit), i and its draws, the label: per sample
+    check_dataset_bytes(n, 36 * bits + 24, "`n` and `bits`")
     check_int("seed", seed, minimum=0)
     rng = np.random.default_rng([seed, SPLITS.index(split), 0x0A])
     a = rng.integers(0, 2, size=(n, bits))

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from mmlab._checks import (check_embeddings, check_finite_if_cheap, check_int, check_same_shape,
                            check_temperature, values_are_cheap)
-from mmlab._norm import NORM_EPS, l2_normalize, overflow_limit
+from mmlab._norm import NORM_EPS, l2_normalize, needs_rescale, overflow_limit
 
 HALF_NORM_EPS = 2.0 ** -8
 """ε for float16 inputs. At a zero vector ∂â/∂a = I/ε; with ε = 1e-12 the gradient (computed in
@@ -48,14 +48,14 @@ def upcast(x: Tensor) -> Tensor:
 
 
 def normalize_rows(x: Tensor, eps: float) -> Tensor:
-    """x̂ = x / max(‖x‖, ε) row by row, also for rows whose squared norm overflows.
+    """x̂ = x / max(‖x‖, ε) row by row, also for rows whose squared norm overflows or underflows.
 
     `F.normalize` squares: a float32 row with ‖x‖ > ~1.8e19 gets ‖x‖ = Inf and becomes a zero
-    vector (and a loss over it silently returns log B). `mmlab._norm.l2_normalize` first divides
-    such rows by a power of two. On the CPU we look first and call it only if some entry exceeds
-    its threshold, so every other input takes exactly the `F.normalize` graph (bit-identical
-    values and gradients); elsewhere (no host read) it always runs: the same values, one more
-    autograd node.
+    vector (and a loss over it silently returns log B); a row with every entry below ε = 1e-12
+    is divided by ε and comes out near zero. `mmlab._norm.l2_normalize` first scales such rows by
+    a power of two. On the CPU we look first and call it only if some row needs it, so every
+    other input takes exactly the `F.normalize` graph (bit-identical values and gradients);
+    elsewhere (no host read) it always runs: the same values, more autograd nodes.
 
     Args:
         x: (B, D) embeddings.
@@ -63,8 +63,8 @@ def normalize_rows(x: Tensor, eps: float) -> Tensor:
     Returns:
         (B, D) unit rows (zero rows stay zero).
     """
-    if x.numel() == 0 or (values_are_cheap(x)
-                          and not bool(x.detach().abs().amax() > overflow_limit(x))):
+    if x.numel() == 0 or (values_are_cheap(x) and not bool(
+            needs_rescale(x.detach().abs().amax(dim=-1), overflow_limit(x)).any())):
         return F.normalize(x, dim=-1, eps=eps)  # nothing to rescale: the plain graph
     return l2_normalize(x, dim=-1, eps=eps)
 

@@ -14,9 +14,9 @@ Layout (a dict):
                  "extra": plain dict | None}}
 
 Loading reads and verifies everything in memory first (digest, model keys and shapes, optimizer
-groups, the history, the types of step and extra); only then does it touch the model, so a
-failed load never changes a model or an optimizer. The load-or-train pattern (`load_or_train`)
-follows the UvA deep-learning notebooks.
+groups and buffer shapes, the history, the types of step and extra: `checkpoint_checks.py`); only
+then does it touch the model, so a failed load never changes a model or an optimizer. The
+load-or-train pattern (`load_or_train`) follows the UvA deep-learning notebooks.
 """
 
 from __future__ import annotations
@@ -29,16 +29,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mmlab.train.checkpoint_checks import (CheckpointError, check_model_state,
+                                           check_optimizer_state)
 from mmlab.train.digest import FORMAT, VERSION, check_plain, digest
 from mmlab.train.history import History
 from mmlab.utils import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "load_or_train", "capture_rng",
            "restore_rng", "CheckpointError"]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is corrupt, truncated, not an mmlab checkpoint, or does not fit."""
 
 
 def capture_rng() -> dict[str, Any]:
@@ -191,53 +189,15 @@ def _checked_payload(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "history": history}
 
 
-def _check_model_state(path: Path, model: nn.Module, state: Mapping[str, Any],
-                       strict: bool) -> None:
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in sorted(set(own) & set(state))
-              if isinstance(state[k], Tensor) and state[k].shape != own[k].shape]
-    problems = []
-    if strict and missing:
-        problems.append(f"missing keys (in the model, not in the checkpoint): {missing}")
-    if strict and unexpected:
-        problems.append(f"unexpected keys (in the checkpoint, not in the model): {unexpected}")
-    if shapes:
-        problems.append("shape mismatches: " + "; ".join(shapes))
-    if problems:
-        raise CheckpointError(f"Checkpoint '{path}' does not fit this {type(model).__name__}: "
-                              + " | ".join(problems) + ". The model was not changed. Build the "
-                              "model with the same configuration as when it was saved (or pass "
-                              "strict=False to skip missing/unexpected keys).")
-
-
-def _check_optimizer_state(path: Path, optimizer: torch.optim.Optimizer, state: Any) -> None:
-    if state is None:
-        raise CheckpointError(f"Checkpoint '{path}' holds no optimizer state; pass optimizer=None.")
-    groups = state.get("param_groups") if isinstance(state, Mapping) else None
-    if not isinstance(groups, list) or not isinstance(state.get("state"), Mapping):
-        raise CheckpointError(f"Checkpoint '{path}': the optimizer state is not an optimizer "
-                              "state_dict. The model was not changed.")
-    own = [len(g["params"]) for g in optimizer.param_groups]
-    saved = [len(g.get("params", ())) if isinstance(g, Mapping) else -1 for g in groups]
-    if own != saved:
-        raise CheckpointError(f"Checkpoint '{path}': optimizer parameter groups have sizes "
-                              f"{saved}, the given optimizer has {own}. Build the optimizer over "
-                              "the same parameters as when it was saved. The model was not "
-                              "changed.")
-
-
 def apply_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any], model: nn.Module,
                      optimizer: torch.optim.Optimizer | None = None, *,
                      strict: bool = True) -> None:
     """Copy a payload from `read_checkpoint` into `model` (and `optimizer`): everything is
     checked first, so a payload that does not fit changes nothing."""
     path = Path(path)
-    _check_model_state(path, model, payload["model"], strict)
+    check_model_state(path, model, payload["model"], strict)
     if optimizer is not None:
-        _check_optimizer_state(path, optimizer, payload.get("optimizer"))
+        check_optimizer_state(path, optimizer, payload.get("optimizer"))
     model.load_state_dict(payload["model"], strict=strict)
     if optimizer is not None:
         optimizer.load_state_dict(payload["optimizer"])

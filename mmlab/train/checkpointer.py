@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from mmlab.train.callbacks import Callback
 from mmlab.train.checkpoint import (CheckpointError, apply_checkpoint, capture_rng,
                                     read_checkpoint, restore_rng, save_checkpoint)
+from mmlab.train.checkpoint_checks import check_rng_state
 from mmlab.train.state import TrainState
 
 __all__ = ["Checkpointer"]
@@ -49,6 +50,7 @@ class Checkpointer(Callback):
         self.start_step = 0
         self.resumed = False
         self._rng_before: dict[str, Any] | None = None
+        self._saved: tuple[int, int] | None = None  # (step, evaluations) of the last save
 
     # ----- resume -----
     def restore(self, state: TrainState) -> bool:
@@ -90,6 +92,7 @@ class Checkpointer(Callback):
         if bad or payload.get("rng") is None or payload["history"] is None:
             raise CheckpointError(f"'{self.path}' has a damaged training state ({bad or 'rng'}); "
                                   "nothing was loaded. Pass resume=False to start over.")
+        check_rng_state(self.path, payload["rng"], fit_state["shuffle_state"])
         return dict(fit_state)
 
     def _check_loss_state(self, state: Mapping[str, Any]) -> None:
@@ -110,6 +113,7 @@ class Checkpointer(Callback):
                          else self.loss_module.state_dict()}}
         save_checkpoint(self.path, state.model, state.optimizer, step=state.step,
                         history=history, extra=extra, rng=rng)
+        self._saved = (state.step, len(history.evals))
 
     def on_step_start(self, state: TrainState) -> None:  # noqa: D102
         self._rng_before = capture_rng()  # the RNG a resumed run needs to redo this step
@@ -119,6 +123,8 @@ class Checkpointer(Callback):
             self.save(state)
 
     def on_end(self, state: TrainState) -> None:  # noqa: D102
+        if self._saved == (state.step, len(state.history.evals)):
+            return  # a periodic save of this very step, and no evaluation since
         if state.step != self.start_step or not self.path.exists():
             self.save(state)
 

@@ -7,6 +7,8 @@ once, here, when the config is made.
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +87,8 @@ class TrainConfig:
         _checks.check_int("batch_size", self.batch_size)
         _checks.check_positive("lr", self.lr, hint="Typical Adam learning rates are 1e-4 to 1e-2.")
         wd = self.weight_decay
-        if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not wd >= 0:
-            raise ValueError(f"`weight_decay` must be a number ≥ 0, got {wd!r}.")
+        if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not 0 <= wd < math.inf:
+            raise ValueError(f"`weight_decay` must be a finite number ≥ 0, got {wd!r}.")
         _checks.check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _checks.check_choice("precision", self.precision, PRECISIONS)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):

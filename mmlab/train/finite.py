@@ -4,8 +4,9 @@ It runs on every read of the logged values (`TrainState.read_values`). Read ever
 default on the CPU), the check sees step k's loss before step k's backward pass, so the model
 still holds the weights of the last finite step. Read every n steps (the default on a GPU, where
 each read is a device sync), up to n − 1 updates may already have used non-finite gradients:
-the check then keeps a copy of the weights and optimizer state at each scheduled read whose
-losses were all finite, and puts them back before raising.
+the check then keeps a copy of the weights and optimizer state at the start and at each
+scheduled read whose losses were all finite, and puts them back before raising. (When the first
+non-finite loss is the step just read, no update has used it yet: the weights stay as they are.)
 """
 
 from __future__ import annotations
@@ -47,16 +48,16 @@ class FiniteCheck:
         if bad is None:
             return
         kept = f"the weights after step {state.step}, the last finite step"
-        if self.keep_copies:
+        if self.keep_copies and bad.step <= state.step:  # updates with non-finite gradients ran
             step, weights, opt_state = self._good or (0, None, None)
             if weights is not None:
                 for m, w in zip(self.modules, weights):
                     m.load_state_dict(w)
                 state.optimizer.load_state_dict(opt_state)
-            kept = (f"the weights after step {step}, the last read before it (values are read "
+            kept = (f"the weights after step {step}, the last good copy kept (values are read "
                     f"every {self.read_every} steps on this device; read_every=1 "
                     "stops at the exact step)") if weights is not None else \
-                "weights that may already be non-finite (no good copy was kept yet)"
+                "weights that may already be non-finite (no good copy was kept)"
         raise FloatingPointError(
             f"The loss is {bad.loss_value} at step {bad.step} (epoch {bad.epoch}) with temperature "
             f"τ = {_tau(state)} and lr = {state.lr:g}. Likely causes: τ too small (logits "

@@ -98,6 +98,8 @@ def fit(model: nn.Module, train_data: Any, config: TrainConfig | None = None, *,
     try:
         resumed = checkpointer is not None and checkpointer.restore(state)
         _warn_if_trained_before(model, resumed)
+        if finite is not None:
+            finite.remember(state)  # the weights to put back if the first steps go non-finite
         state.emit("on_start")
         state.phase = "step"
         while not _finished(state, cfg):
@@ -148,6 +150,8 @@ def fit(model: nn.Module, train_data: Any, config: TrainConfig | None = None, *,
         raise
     finally:
         model.__dict__["_mmlab_fit_steps"] = state.step  # a later fit call on it warns
+        for bar in (c for c in state.callbacks if isinstance(c, ProgressBar)):
+            bar.close()  # also when an error stops the run (closing twice is a no-op)
     history = state.history
     history.seconds = state.elapsed()
     return history

@@ -7,6 +7,8 @@ mmlab; nothing imports viz.
 
 from mmlab.viz.audio_attribution import frame_attribution_figure
 from mmlab.viz.browser import figure_browser
+from mmlab.viz.controls_07 import (clip_attribution_figure, image_attribution_map,
+                                   sample_attribution_figure)
 from mmlab.viz.controls_a import cone_explorer, gap_shift_explorer, xor_explorer
 from mmlab.viz.curves import bar_chart, line_chart, training_curves
 from mmlab.viz.embeddings import plot_embeddings, trajectory_figure
@@ -28,4 +30,5 @@ __all__ = ["setup_notebook", "figure_html", "Reducer", "reduce", "cache_info", "
            "bar_chart", "line_chart", "image_overlay", "spectrogram_overlay", "token_overlay",
            "frame_attribution_figure", "figure_browser", "image_grid", "audio_player",
            "audio_players", "spectrogram_figure", "spectrogram_grid", "show_batch",
-           "cone_explorer", "gap_shift_explorer", "xor_explorer"]
+           "cone_explorer", "gap_shift_explorer", "xor_explorer", "image_attribution_map",
+           "sample_attribution_figure", "clip_attribution_figure"]

@@ -10,7 +10,8 @@ headless test can set the value and compare the figure's data with an independen
   → class-level R@1 of each fused model, from its embeddings with and without the image.
 - 08 `negative_gradients` / `negative_weights_figure`: β and τ⁺ → B · ∂ℓ_i/∂S_ij of the
   hard-negative / debiased loss (Robinson et al. 2021; Chuang et al. 2020) on every negative.
-- 09 `few_shot_draw` / `few_shot_draw_figure`: k shots and a draw → the probe's test accuracy.
+- 09 `few_shot_draw` / `few_shot_draw_figure`: a modality, k shots and a draw → the probe's test
+  accuracy.
 - 10 `chunk_memory_figure`: the chunk size K → the predicted peak memory n₂·4B² and n₁·4KB.
 - 11 `run_reader`: a run and a step → its curves up to the step and what `diagnose` reads there.
 """
