@@ -216,27 +216,30 @@ def test_data_errors_name_the_argument_and_the_fix():
 
 # ---------------------------------------------------------------- the issue's acceptance criterion
 
-ACCEPT_STEPS, ACCEPT_BATCH, ACCEPT_LR = 300, 128, 1e-3
+ACCEPT_STEPS, ACCEPT_BATCH, ACCEPT_LR = 400, 128, 1e-3
 
 
 @pytest.mark.slow
-def test_digits_acceptance_image_to_text_class_level_r1():
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_digits_acceptance_image_to_text_class_level_r1(seed):
     """Issue: "A tri-modal model (audio, image, text) trained with `fit` on the `digits` dataset reaches
     R@1 ≥ 0.9 for image→text at the class level within 2 minutes on 2 CPU cores".
 
     Fixed steps (not a timed test); the CPU time is printed (quiet 2-core wall ≈ CPU s / 2).
-    Evaluated on the test split, whose voices are never heard in training.
+    Evaluated on the test split, whose voices are never heard in training. Three seeds: with 300
+    steps and one seed (until session 9) seed 0 reached 0.86 on another machine of the same kind
+    (seeds 1 and 2: 0.96, 0.94); with 400 steps seeds 0 to 2 reached 0.958, 0.969 and 0.944.
     """
     from mmlab.data import load
     from mmlab.metrics import retrieval_report
     from mmlab.train import fit
 
     train, test = load("digits", split="train"), load("digits", split="test")
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = trimodal_model(train, TriModalConfig())
     cpu0 = time.process_time()
-    fit(model, train, steps=ACCEPT_STEPS, batch_size=ACCEPT_BATCH, lr=ACCEPT_LR, seed=0, device="cpu",
-        progress=False)
+    fit(model, train, steps=ACCEPT_STEPS, batch_size=ACCEPT_BATCH, lr=ACCEPT_LR, seed=seed,
+        device="cpu", progress=False)
     cpu_s = time.process_time() - cpu0
     model.eval()
     with torch.no_grad():
@@ -245,6 +248,6 @@ def test_digits_acceptance_image_to_text_class_level_r1():
     r1 = {f"{a}→{b}": retrieval_report(z[a], z[b], ks=(1,), names=(a, b), labels_a=labels,
                                        labels_b=labels)[f"{a}→{b} R@1"]
           for a, b in (("image", "text"), ("audio", "image"), ("audio", "text"))}
-    print(f"\ndigits acceptance: {ACCEPT_STEPS} steps × batch {ACCEPT_BATCH}, CPU {cpu_s:.1f} s "
+    print(f"\ndigits acceptance, seed {seed}: {ACCEPT_STEPS} steps × batch {ACCEPT_BATCH}, CPU {cpu_s:.1f} s "
           f"(≈ {cpu_s / 2:.1f} s on 2 quiet cores); class-level R@1 {r1}")
     assert r1["image→text"] >= 0.9, r1
