@@ -135,6 +135,7 @@ def test_config_defaults_are_the_documented_ones():
     (dict(lr=math.inf), ValueError, "lr"), (dict(lr=-1e-3), ValueError, "lr"),
     (dict(lr="1e-3"), TypeError, "lr"), (dict(weight_decay=-0.1), ValueError, "weight_decay"),
     (dict(weight_decay=NAN), ValueError, "weight_decay"),
+    (dict(weight_decay=math.inf), ValueError, "weight_decay"),
     (dict(weight_decay=True), ValueError, "weight_decay"), (dict(seed=1.0), TypeError, "seed"),
     (dict(seed=True), TypeError, "seed"), (dict(clip_grad_norm=0), ValueError, "clip_grad_norm"),
     (dict(clip_grad_norm=math.inf), ValueError, "clip_grad_norm"),
