@@ -216,17 +216,20 @@ def test_a_failed_load_changes_neither_model_nor_optimizer(tmp_path, changes, ma
     assert repr(opt.state_dict()) == opt_before
 
 
+class Net(nn.Module):
+    """The smallest model `fit` trains: its forward returns the loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, batch):
+        return self.lin(batch["x"]).pow(2).mean()
+
+
 def test_fit_refuses_a_file_without_training_state_before_loading(tmp_path):
     from mmlab.data import MultimodalDataset
     from mmlab.train import fit
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = nn.Linear(4, 4)
-
-        def forward(self, batch):
-            return self.lin(batch["x"]).pow(2).mean()
 
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "c.pt", Net())  # saved outside fit: no training state
@@ -311,14 +314,6 @@ def test_fit_refuses_a_damaged_rng_state_before_loading(tmp_path, where, value):
     from mmlab.data import MultimodalDataset
     from mmlab.train import fit
     from mmlab.train.checkpoint import read_checkpoint
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = nn.Linear(4, 4)
-
-        def forward(self, batch):
-            return self.lin(batch["x"]).pow(2).mean()
 
     torch.manual_seed(0)
     data = MultimodalDataset({"x": torch.randn(32, 4)})
