@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from mmlab._checks import check_modalities
 from mmlab._norm import l2_normalize
 from mmlab.losses import LossOutput
+from mmlab.utils import model_device
 
 __all__ = ["ContrastiveModel", "resolve_pairs", "PairSpec"]
 
@@ -96,15 +97,6 @@ def _check_batch_inputs(batch: Mapping[str, Any], modalities: Sequence[str]) -> 
         listed = ", ".join(f"`batch[{m!r}]` has {n}" for m, n in sizes.items())
         raise ValueError("every modality of `batch` must have the same batch size B (row i of "
                          f"each modality is one pair); {listed} samples.")
-
-
-def _param_device(module: nn.Module) -> torch.device | None:
-    """The device of `module`'s first parameter or buffer; None when it has neither."""
-    for t in module.parameters():
-        return t.device
-    for t in module.buffers():
-        return t.device
-    return None
 
 
 class ContrastiveModel(nn.Module):
@@ -191,7 +183,7 @@ class ContrastiveModel(nn.Module):
         out = {}
         for m in modalities:
             x = batch[m]
-            device = _param_device(self.encoders[m])
+            device = model_device(self.encoders[m], default=None)  # None: no weights to follow
             if isinstance(x, Tensor) and device is not None and x.device != device:
                 x = x.to(device)  # a batch on the CPU, a model on the GPU: inputs follow the model
             try:

@@ -77,10 +77,11 @@ def move_to(batch: Any, device: torch.device | str) -> Any:
     return batch
 
 
-def model_device(model: torch.nn.Module) -> torch.device:
-    """The device of a module's first parameter or buffer (the CPU for a module with none)."""
+def model_device(model: torch.nn.Module,
+                 default: torch.device | None = torch.device("cpu")) -> torch.device | None:
+    """The device of a module's first parameter or buffer (`default` for a module with none)."""
     p = next(itertools.chain(model.parameters(), model.buffers()), None)
-    return p.device if p is not None else torch.device("cpu")
+    return p.device if p is not None else default
 
 
 def is_dataset(data: Any) -> bool:
